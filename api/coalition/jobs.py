@@ -1,0 +1,138 @@
+"""`/api/jobs` and the job operations of the Coalition API."""
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, MediaType, Response, delete, get, post, put
+from litestar.params import FromQuery, JSONBody, QueryParameter
+
+from api.coalition.params import CoreDep, JobIdPath, JobIds
+from core.jobs import DistinctField
+from core.models import ChildDependency, Job, JobEdit, JobId, JobSpec
+from core.service import Core
+
+# A distinct-values answer: [{"user": "bob"}, ...]
+Distinct = list[dict[str, str | int]]
+
+
+class JobsController(Controller):
+    path = "/"
+
+    @get("/jobs", summary="The root jobs (parent 0)")
+    async def roots(self, core: CoreDep) -> list[Job]:
+        return await core.jobs.roots()
+
+    @get("/jobs/{job_id:int}", summary="One job, with the ids it depends on")
+    async def job(self, core: CoreDep, job_id: JobIdPath) -> Job:
+        return await core.jobs.get(job_id)
+
+    @put("/jobs", summary="Create a job; answers its id")
+    async def create(self, core: CoreDep, data: JSONBody[JobSpec]) -> int:
+        return await core.jobs.submit(data)
+
+    @post("/jobs", status_code=200, summary='Edit jobs: {"<id>": {field: value}}; answers 1')
+    async def edit(self, core: CoreDep, data: JSONBody[dict[JobId, JobEdit]]) -> int:
+        await core.jobs.edit(data)
+        return 1
+
+    @delete("/jobs", status_code=200, summary="Delete jobs and their subtrees; answers 1")
+    async def delete(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+        await core.jobs.delete(data)
+        return 1
+
+    @get("/jobs/{job_id:int}/children", summary="The children of a job")
+    async def children(self, core: CoreDep, job_id: JobIdPath) -> list[Job]:
+        return await core.jobs.children(job_id)
+
+    @get("/jobs/{job_id:int}/dependencies", summary="The jobs a job depends on")
+    async def job_dependencies(self, core: CoreDep, job_id: JobIdPath) -> list[Job]:
+        return await core.jobs.dependencies(job_id)
+
+    @post(
+        "/jobs/{job_id:int}/dependencies",
+        status_code=200,
+        summary="Replace the dependencies of a job ([] clears them); answers 1",
+    )
+    async def set_dependencies(
+        self, core: CoreDep, job_id: JobIdPath, data: JSONBody[JobIds]
+    ) -> int:
+        await core.jobs.set_dependencies(job_id, data)
+        return 1
+
+    @get("/jobs/{job_id:int}/childrendependencies", summary="The dependencies of each child")
+    async def children_dependencies(
+        self, core: CoreDep, job_id: JobIdPath
+    ) -> list[ChildDependency]:
+        return await core.jobs.children_dependencies(job_id)
+
+    @get("/jobs/{job_id:int}/log", summary="The log of a job, as one JSON string")
+    async def log(self, core: CoreDep, job_id: JobIdPath) -> Response[bytes]:
+        # a str return would go out as raw text; the Coalition API answers a JSON string
+        text = await core.jobs.log(job_id)
+        return Response(msgspec.json.encode(text), media_type=MediaType.JSON)
+
+    @post("/resetjobs", status_code=200, summary="Reset jobs and their subtrees; answers 1")
+    async def reset(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+        await core.jobs.reset(data)
+        return 1
+
+    @post(
+        "/reseterrorjobs",
+        status_code=200,
+        summary="Reset the leaves in ERROR below the jobs; answers 1",
+    )
+    async def reset_errors(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+        await core.jobs.reset(data, only_errors=True)
+        return 1
+
+    @post(
+        "/startjobs",
+        status_code=200,
+        summary="Unpause jobs and queue their finished or failed leaves again; answers 1",
+    )
+    async def start(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+        await core.jobs.start(data)
+        return 1
+
+    @post("/pausejobs", status_code=200, summary="Pause jobs and their subtrees; answers 1")
+    async def pause(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+        await core.jobs.pause(data)
+        return 1
+
+    @get("/jobs/users", summary="The distinct users")
+    async def users(self, core: CoreDep) -> Distinct:
+        return await _distinct(core, "user")
+
+    @get("/jobs/states", summary="The distinct states")
+    async def states(self, core: CoreDep) -> Distinct:
+        return await _distinct(core, "state")
+
+    @get("/jobs/workers", summary="The distinct workers that ran jobs")
+    async def workers(self, core: CoreDep) -> Distinct:
+        return await _distinct(core, "worker")
+
+    @get("/jobs/priorities", summary="The distinct priorities")
+    async def priorities(self, core: CoreDep) -> Distinct:
+        return await _distinct(core, "priority")
+
+    @get("/jobs/affinities", summary="The distinct job affinities")
+    async def affinities(self, core: CoreDep) -> Distinct:
+        return await _distinct(core, "affinity")
+
+    @get("/jobs/where", summary="Jobs matching a filter, rows min to max by id")
+    async def where(
+        self,
+        core: CoreDep,
+        where_clause: FromQuery[str] = "",
+        min_row: Annotated[int, QueryParameter(name="min", ge=0, le=2**31 - 1)] = 0,
+        max_row: Annotated[int | None, QueryParameter(name="max", ge=0, le=2**31 - 1)] = None,
+    ) -> list[Job]:
+        return await core.jobs.where(where_clause, min_row, max_row)
+
+    @get("/jobs/count/where", summary="How many jobs match a filter")
+    async def count_where(self, core: CoreDep, where_clause: FromQuery[str] = "") -> int:
+        return await core.jobs.count_where(where_clause)
+
+
+async def _distinct(core: Core, field: DistinctField) -> Distinct:
+    return [{field: value} for value in await core.jobs.distinct(field)]

@@ -1,0 +1,60 @@
+"""`/xmlrpc/addjob`: the legacy submission route of Coalition's command-line tools.
+
+Form fields (or query arguments) in, the new id out as plain text; `-1` when the job
+cannot be created, with the reason in the `X-Corral-Error` header, since the legacy tools
+read the body as a number.
+"""
+
+import msgspec
+from litestar import Request, Response, route
+from litestar.datastructures import FormMultiDict, State
+
+from api.coalition.params import CoreDep
+from core.errors import CorralError
+from core.models import JobSpec
+
+# legacy field name -> JobSpec field
+_FIELDS = {
+    "parent": "parent",
+    "title": "title",
+    "cmd": "command",
+    "command": "command",
+    "dir": "dir",
+    "env": "environment",
+    "priority": "priority",
+    "timeout": "timeout",
+    "retry": "retry",
+    "affinity": "affinity",
+    "localprogress": "progress_pattern",
+    "url": "url",
+    "user": "user",
+    "state": "state",
+}
+
+
+@route(
+    "/addjob",
+    http_method=["GET", "POST"],
+    summary="Create a job from form fields; answers the id as text, -1 on failure",
+)
+async def add_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
+    fields: dict[str, object] = {}
+    form = await request.form() if request.method == "POST" else FormMultiDict()
+    for source in (request.query_params, form):
+        for key, value in source.items():
+            if key in _FIELDS and isinstance(value, str):
+                fields[_FIELDS[key]] = value
+    deps = request.query_params.get("dependencies") or form.get("dependencies") or ""
+    try:
+        if isinstance(deps, str) and deps.strip():
+            fields["dependencies"] = [int(d) for d in deps.replace(" ", "").split(",") if d]
+        spec = msgspec.convert(fields, JobSpec, strict=False)
+        job_id = await core.jobs.submit(spec)
+    except (ValueError, msgspec.ValidationError, CorralError) as exc:
+        reason = exc.message if isinstance(exc, CorralError) else str(exc)
+        # a header carries printable ASCII only
+        header = "".join(c if " " <= c <= "~" else "?" for c in reason)
+        return Response(
+            "-1", status_code=400, media_type="text/plain", headers={"X-Corral-Error": header}
+        )
+    return Response(str(job_id), media_type="text/plain")

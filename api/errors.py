@@ -1,0 +1,38 @@
+"""Every error leaves as JSON: `{"status_code": ..., "detail": ...}`, as Litestar's own do."""
+
+import logging
+
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
+
+from core.errors import CorralError
+
+log = logging.getLogger("corral.api")
+
+
+def _corral_error(request: Request[object, object, State], exc: CorralError) -> Response[object]:
+    return Response({"status_code": exc.status, "detail": exc.message}, status_code=exc.status)
+
+
+def _unexpected(request: Request[object, object, State], exc: Exception) -> Response[object]:
+    if isinstance(exc, HTTPException):
+        return Response(
+            {"status_code": exc.status_code, "detail": exc.detail, **_extra(exc)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    # a bug: say so without leaking internals, keep the trace for the operator
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return Response({"status_code": 500, "detail": "internal server error"}, status_code=500)
+
+
+def _extra(exc: HTTPException) -> dict[str, object]:
+    return {"extra": exc.extra} if exc.extra else {}
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    CorralError: _corral_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,61 @@
+"""The server's settings: a TOML file decoded into these Structs.
+
+A key the Structs do not know, or a value of the wrong type, stops the start-up with a
+message naming it, so a typo never silently falls back to a default.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 19211
+    # the embedded PostgreSQL and anything else Corral keeps on disk
+    data_dir: str = "corral-data"
+    # any PostgreSQL >= 14 instead of the embedded one
+    database_url: str | None = None
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_body_bytes: Positive = 8 * 1024 * 1024
+    # levels of groups above a leaf, as in Coalition
+    max_depth: Positive = 8
+    # rows one listing returns at most (events, where-queries)
+    max_page: Positive = 10_000
+
+
+class AffinitiesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # an unknown affinity name in a job or worker rule is created (true) or refused (false)
+    create_unknown: bool = True
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    affinities: AffinitiesConfig = msgspec.field(default_factory=AffinitiesConfig)
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message names the file and the key."""
+
+
+def load(path: Path | None) -> Config:
+    """Read `path` (TOML), or the defaults when there is none."""
+    if path is None:
+        return Config()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        return msgspec.toml.decode(raw, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc

@@ -1,0 +1,51 @@
+"""The connection pool and the one way core code runs a transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+T = TypeVar("T")
+
+# Deadlocks between writers touching the same groups are expected under load (a finish
+# locks a leaf then its ancestors, a pause locks a subtree): the loser runs again.
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_ATTEMPTS = 8
+
+
+class Database:
+    """An asyncpg pool over the Corral schema."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def transact(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `work` in one transaction, again from the start if it lost a deadlock."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await work(conn)
+            except _RETRYABLE:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def read(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run read-only `work` on one connection (one snapshot per statement)."""
+        async with self.pool.acquire() as conn:
+            return await work(conn)

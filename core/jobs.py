@@ -1,0 +1,383 @@
+"""Jobs: the tree of groups and leaves, and everything a client can do to it.
+
+Each public method is one transaction: it either does all it was asked or, raising a
+`CorralError`, nothing at all.
+"""
+
+from collections.abc import Sequence
+from typing import Literal, TypeVar
+
+import asyncpg
+import msgspec
+from msgspec import UNSET
+
+from core import affinities
+from core.config import Config
+from core.db import Conn, Database
+from core.errors import Invalid, NotFound
+from core.filters import Column, FilterError, compile_where
+from core.models import ChildDependency, Environment, Job, JobEdit, JobSpec
+from core.sql import Queries
+
+T = TypeVar("T")
+Q = Queries("jobs.sql")
+RUNS = Queries("runs.sql")
+LOGS = Queries("logs.sql")
+
+DistinctField = Literal["user", "state", "worker", "priority", "affinity"]
+_DISTINCT_QUERY: dict[DistinctField, str] = {
+    "user": "distinct_users",
+    "state": "distinct_states",
+    "worker": "distinct_workers",
+    "priority": "distinct_priorities",
+    "affinity": "distinct_affinities",
+}
+
+# What a `where_clause` may name: the columns of job_view as the legacy web page knows them.
+_INT_COLUMNS = (
+    "id", "parent", "start_time", "duration", "ping_time", "run_done", "retry", "timeout",
+    "priority", "finished", "errors", "working", "total", "total_finished", "total_errors",
+    "total_working",
+)  # fmt: skip
+_TEXT_COLUMNS = (
+    "title", "command", "dir", "environment", "state", "worker", "affinity", "url",
+    "progress_pattern",
+)  # fmt: skip
+WHERE_COLUMNS: dict[str, Column] = {
+    **{name: Column(f"v.{name}", "int") for name in _INT_COLUMNS},
+    **{name: Column(f"v.{name}", "text") for name in _TEXT_COLUMNS},
+    "user": Column('v."user"', "text"),
+    "progress": Column("v.progress", "float"),
+}
+
+
+class Jobs:
+    def __init__(self, db: Database, config: Config) -> None:
+        self._db = db
+        self._config = config
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def roots(self) -> list[Job]:
+        return await self._db.read(lambda c: _jobs(c, Q["select_roots"]))
+
+    async def get(self, job_id: int) -> Job:
+        async def work(conn: Conn) -> Job:
+            job = _job(await _require_row(conn, Q["select_job"], job_id))
+            job.dependencies = [r[0] for r in await conn.fetch(Q["select_dependency_ids"], job_id)]
+            return job
+
+        return await self._db.read(work)
+
+    async def children(self, job_id: int) -> list[Job]:
+        async def work(conn: Conn) -> list[Job]:
+            await _require(conn, [job_id])
+            return await _jobs(conn, Q["select_children"], job_id)
+
+        return await self._db.read(work)
+
+    async def dependencies(self, job_id: int) -> list[Job]:
+        async def work(conn: Conn) -> list[Job]:
+            await _require(conn, [job_id])
+            return await _jobs(conn, Q["select_dependencies"], job_id)
+
+        return await self._db.read(work)
+
+    async def children_dependencies(self, job_id: int) -> list[ChildDependency]:
+        async def work(conn: Conn) -> list[ChildDependency]:
+            await _require(conn, [job_id])
+            rows = await conn.fetch(Q["select_children_dependencies"], job_id)
+            return [ChildDependency(r["id"], r["dependency"]) for r in rows]
+
+        return await self._db.read(work)
+
+    async def log(self, job_id: int) -> str:
+        async def work(conn: Conn) -> str:
+            await _require(conn, [job_id])
+            data: bytes = await conn.fetchval(LOGS["read_all"], job_id)
+            return data.decode("utf-8", errors="replace")
+
+        return await self._db.read(work)
+
+    async def where(self, clause: str, first: int, last: int | None) -> list[Job]:
+        """Jobs matching a legacy `where_clause`, rows `first` to `last` (exclusive) by id."""
+        limit = self._config.limits.max_page
+        count = limit if last is None else min(max(last - first, 0), limit)
+        fragment, params = _compile(clause, first_param=3)
+        # the only composed SQL: `fragment` holds whitelisted column names, keywords and
+        # placeholders; every value from the client is a bound parameter
+        sql = f"SELECT v.* FROM job_view v WHERE {fragment} ORDER BY v.id OFFSET $1 LIMIT $2"
+        return await self._db.read(lambda c: _jobs(c, sql, first, count, *params))
+
+    async def count_where(self, clause: str) -> int:
+        fragment, params = _compile(clause, first_param=1)
+        sql = f"SELECT count(*) FROM job_view v WHERE {fragment}"
+
+        async def work(conn: Conn) -> int:
+            n: int = await conn.fetchval(sql, *params)
+            return n
+
+        return await self._db.read(work)
+
+    async def distinct(self, field: DistinctField) -> list[str | int]:
+        async def work(conn: Conn) -> list[str | int]:
+            return [r[0] for r in await conn.fetch(Q[_DISTINCT_QUERY[field]])]
+
+        return await self._db.read(work)
+
+    # -- changing -----------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec) -> int:
+        """Create a job; answer its id."""
+        return await self._db.transact(lambda c: self._submit(c, spec))
+
+    async def edit(self, changes: dict[int, JobEdit]) -> None:
+        """Apply changes to several jobs at once (all or none)."""
+
+        async def work(conn: Conn) -> None:
+            for job_id in sorted(changes):
+                await self._edit(conn, job_id, changes[job_id])
+
+        await self._db.transact(work)
+
+    async def set_dependencies(self, job_id: int, depends_on: Sequence[int]) -> None:
+        """Replace the whole dependency set of a job (an empty one clears it)."""
+
+        async def work(conn: Conn) -> None:
+            if await conn.fetchrow(Q["lock_job"], job_id) is None:
+                raise NotFound(f"job {job_id} does not exist")
+            await self._set_dependencies(conn, job_id, depends_on)
+
+        await self._db.transact(work)
+
+    async def delete(self, ids: Sequence[int]) -> None:
+        """Delete jobs with their subtrees, logs and dependency rows."""
+
+        async def work(conn: Conn) -> None:
+            await _require(conn, ids)
+            await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+            await conn.execute(Q["delete_subtrees"], list(ids))
+
+        await self._db.transact(work)
+
+    async def reset(self, ids: Sequence[int], *, only_errors: bool = False) -> None:
+        """Put the leaves of the subtrees back to their start (or only those in ERROR)."""
+
+        async def work(conn: Conn) -> None:
+            await _require(conn, ids)
+            if not only_errors:
+                await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+                await conn.execute(Q["set_paused"], list(ids), False)
+            reset = [r["id"] for r in await conn.fetch(Q["reset_leaves"], list(ids), only_errors)]
+            await conn.execute(Q["delete_logs"], reset)
+
+        await self._db.transact(work)
+
+    async def start(self, ids: Sequence[int]) -> None:
+        """Unpause the subtrees and queue again their finished or failed leaves."""
+
+        async def work(conn: Conn) -> None:
+            await _require(conn, ids)
+            await conn.execute(Q["start_subtrees"], list(ids))
+
+        await self._db.transact(work)
+
+    async def pause(self, ids: Sequence[int]) -> None:
+        """Pause the subtrees; their running leaves stop and wait, paused."""
+
+        async def work(conn: Conn) -> None:
+            await _require(conn, ids)
+            await self._pause(conn, ids)
+
+        await self._db.transact(work)
+
+    # -- the parts ----------------------------------------------------------------------
+
+    async def _submit(self, conn: Conn, spec: JobSpec) -> int:
+        path: list[int] = []
+        prio_prefix: list[int] = []
+        inherited: list[int] = []
+        paused = bool(spec.paused) or spec.state == "PAUSED"
+        if spec.parent:
+            parent = await conn.fetchrow(Q["lock_job"], spec.parent)
+            if parent is None:
+                raise Invalid(f"parent job {spec.parent} does not exist")
+            if parent["command"]:
+                raise Invalid(
+                    f"job {spec.parent} has a command, so it cannot have children; "
+                    "a group is a job with an empty command"
+                )
+            path = [*parent["path"], parent["id"]]
+            prio_prefix = list(parent["prio_path"])
+            inherited = list(parent["affinity_ids"])
+            paused = paused or parent["paused"]
+        self._check_depth(len(path) + 1)
+        own = await self._affinity_ids(conn, spec.affinity)
+        job_id: int = await conn.fetchval(
+            Q["insert_job"],
+            spec.parent or None,
+            path,
+            [*prio_prefix, spec.priority],
+            spec.title,
+            spec.command,
+            spec.dir,
+            _environment(spec.environment),
+            spec.user,
+            spec.url,
+            spec.progress_pattern,
+            own,
+            sorted(set(inherited) | set(own)),
+            spec.priority,
+            spec.retry,
+            spec.timeout,
+            spec.tags,
+            paused,
+        )
+        if spec.dependencies:
+            await self._set_dependencies(conn, job_id, spec.dependencies)
+        return job_id
+
+    async def _edit(self, conn: Conn, job_id: int, edit: JobEdit) -> None:
+        row = await conn.fetchrow(Q["lock_job"], job_id)
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist")
+        await conn.execute(
+            Q["update_fields"],
+            job_id,
+            _given(edit.title),
+            _given(edit.dir),
+            None if edit.environment is UNSET else _environment(edit.environment),
+            _given(edit.user),
+            _given(edit.url),
+            _given(edit.progress_pattern),
+            _given(edit.retry),
+            _given(edit.timeout),
+            _given(edit.tags),
+        )
+        if edit.command is not UNSET and edit.command != row["command"]:
+            if edit.command and row["has_children"]:
+                raise Invalid(f"job {job_id} has children, so it cannot have a command")
+            if row["state"] == "WORKING" and not edit.command:
+                raise Invalid(f"job {job_id} is running; pause it before making it a group")
+            await conn.execute(Q["update_command"], job_id, edit.command)
+        if edit.priority is not UNSET:
+            await conn.execute(Q["update_priority"], job_id, edit.priority, len(row["path"]) + 1)
+        if edit.affinity is not UNSET:
+            own = await self._affinity_ids(conn, edit.affinity)
+            await conn.execute(Q["update_own_affinity"], job_id, own)
+            await conn.execute(Q["refresh_affinity"], job_id)
+        if edit.parent is not UNSET and edit.parent != (row["parent_id"] or 0):
+            await self._move(conn, job_id, list(row["path"]), edit.parent)
+        if edit.dependencies is not UNSET:
+            await self._set_dependencies(conn, job_id, edit.dependencies)
+        if edit.state is not UNSET and edit.state not in ("PAUSED", "WAITING"):
+            raise Invalid(
+                f"state of job {job_id} can be set to PAUSED or WAITING only, not {edit.state}"
+            )
+        if edit.state == "PAUSED" or (edit.paused is not UNSET and edit.paused):
+            await self._pause(conn, [job_id])
+        elif edit.state == "WAITING":
+            await conn.execute(Q["start_subtrees"], [job_id])
+        elif edit.paused is not UNSET:
+            await conn.execute(Q["set_paused"], [job_id], False)
+
+    async def _move(self, conn: Conn, job_id: int, old_path: list[int], parent_id: int) -> None:
+        new_path: list[int] = []
+        prio_prefix: list[int] = []
+        if parent_id:
+            parent = await conn.fetchrow(Q["lock_job"], parent_id)
+            if parent is None:
+                raise Invalid(f"parent job {parent_id} does not exist")
+            if parent_id == job_id or job_id in parent["path"]:
+                raise Invalid(f"job {job_id} cannot move below itself")
+            if parent["command"]:
+                raise Invalid(f"job {parent_id} has a command, so it cannot have children")
+            new_path = [*parent["path"], parent_id]
+            prio_prefix = list(parent["prio_path"])
+        height: int = await conn.fetchval(Q["subtree_height"], job_id)
+        self._check_depth(len(new_path) + 1 + height)
+        await conn.execute(
+            Q["move_subtree"], job_id, parent_id or None, new_path, prio_prefix, len(old_path)
+        )
+        await conn.execute(Q["refresh_affinity"], job_id)
+        checked = await conn.fetch(Q["with_dependencies"], [job_id])
+        await _check_cycles(conn, [r["id"] for r in checked])
+
+    async def _set_dependencies(self, conn: Conn, job_id: int, depends_on: Sequence[int]) -> None:
+        wanted = sorted(set(depends_on))
+        if job_id in wanted:
+            raise Invalid(f"job {job_id} cannot depend on itself")
+        existing = {r["id"] for r in await conn.fetch(Q["select_existing"], wanted)}
+        missing = [d for d in wanted if d not in existing]
+        if missing:
+            raise Invalid(f"dependencies of job {job_id} do not exist: {missing}")
+        await conn.execute(Q["delete_dependencies"], job_id)
+        await conn.execute(Q["insert_dependencies"], job_id, wanted)
+        await _check_cycles(conn, [job_id])
+
+    async def _pause(self, conn: Conn, ids: Sequence[int]) -> None:
+        await conn.execute(Q["set_paused"], list(ids), True)
+        await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+
+    async def _affinity_ids(self, conn: Conn, text: str) -> list[int]:
+        return await affinities.resolve(
+            conn, affinities.parse_names(text), create=self._config.affinities.create_unknown
+        )
+
+    def _check_depth(self, depth: int) -> None:
+        limit = self._config.limits.max_depth
+        if depth > limit:
+            raise Invalid(f"job trees are limited to {limit} levels; this would make {depth}")
+
+
+async def _check_cycles(conn: Conn, ids: list[int]) -> None:
+    if not ids:
+        return
+    culprit = await conn.fetchval(Q["dependency_cycle"], ids)
+    if culprit is not None:
+        raise Invalid(
+            f"the dependencies of job {culprit} would form a cycle: it would wait for "
+            "itself, through its dependencies or its groups"
+        )
+
+
+async def _require(conn: Conn, ids: Sequence[int]) -> None:
+    existing = {r["id"] for r in await conn.fetch(Q["select_existing"], list(ids))}
+    missing = sorted(set(ids) - existing)
+    if missing:
+        raise NotFound(f"no such job: {', '.join(map(str, missing))}")
+
+
+async def _require_row(conn: Conn, sql: str, job_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(sql, job_id)
+    if row is None:
+        raise NotFound(f"no such job: {job_id}")
+    return row
+
+
+async def _jobs(conn: Conn, sql: str, *args: object) -> list[Job]:
+    return [_job(r) for r in await conn.fetch(sql, *args)]
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return msgspec.convert(dict(row.items()), Job)
+
+
+def _compile(clause: str, *, first_param: int) -> tuple[str, list[int | float | str]]:
+    try:
+        return compile_where(clause, WHERE_COLUMNS, first_param)
+    except FilterError as exc:
+        raise Invalid(f"where_clause: {exc}") from None
+
+
+def _environment(env: Environment) -> str:
+    if isinstance(env, str):
+        return env
+    for name in env:
+        if not name or "=" in name or "\n" in name:
+            raise Invalid(f"environment variable name {name!r} is not valid")
+    return "\n".join(f"{name}={value}" for name, value in env.items())
+
+
+def _given(value: T | msgspec.UnsetType) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value

@@ -1,0 +1,171 @@
+-- Jobs: reading the tree, creating, editing and the subtree operations.
+-- Counters, group states and dependency blocking follow from the triggers of
+-- migrations/0001_initial.sql; these statements only change the jobs themselves.
+
+-- name: select_job
+SELECT * FROM job_view WHERE id = $1;
+
+-- name: select_roots
+SELECT v.* FROM jobs j JOIN job_view v ON v.id = j.id
+ WHERE j.parent_id IS NULL ORDER BY j.id;
+
+-- name: select_children
+SELECT v.* FROM jobs j JOIN job_view v ON v.id = j.id
+ WHERE j.parent_id = $1 ORDER BY j.id;
+
+-- name: select_dependencies
+SELECT v.* FROM dependencies d JOIN job_view v ON v.id = d.depends_on
+ WHERE d.job_id = $1 ORDER BY d.depends_on;
+
+-- name: select_dependency_ids
+SELECT depends_on FROM dependencies WHERE job_id = $1 ORDER BY depends_on;
+
+-- name: select_children_dependencies
+SELECT d.job_id AS id, d.depends_on AS dependency
+  FROM jobs c JOIN dependencies d ON d.job_id = c.id
+ WHERE c.parent_id = $1
+ ORDER BY d.job_id, d.depends_on;
+
+-- name: select_existing
+SELECT id FROM jobs WHERE id = ANY ($1::bigint[]);
+
+-- name: lock_job
+SELECT id, parent_id, command, path, prio_path, affinity_ids, paused, state,
+       EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id) AS has_children
+  FROM jobs WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: subtree_height
+-- how many levels hang below $1
+SELECT coalesce(max(cardinality(s.path)) - cardinality(j.path), 0)
+  FROM jobs j LEFT JOIN jobs s ON s.path @> ARRAY[j.id]
+ WHERE j.id = $1
+ GROUP BY j.path;
+
+-- name: insert_job
+-- $1 parent id (NULL for a root), $2 path, $3 prio_path, ...; a leaf below a blocked
+-- group starts PENDING
+INSERT INTO jobs (parent_id, path, prio_path, title, command, dir, environment, user_name,
+                  url, progress_pattern, own_affinity_ids, affinity_ids, priority, retry,
+                  timeout, tags, paused, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+        CASE WHEN $5 <> '' AND corral_blocked($2, 0) THEN 'PENDING' ELSE 'WAITING' END)
+RETURNING id;
+
+-- name: update_fields
+-- NULL keeps a field as it is
+UPDATE jobs
+   SET title = coalesce($2, title),
+       dir = coalesce($3, dir),
+       environment = coalesce($4, environment),
+       user_name = coalesce($5, user_name),
+       url = coalesce($6, url),
+       progress_pattern = coalesce($7, progress_pattern),
+       retry = coalesce($8, retry),
+       timeout = coalesce($9, timeout),
+       tags = coalesce($10, tags)
+ WHERE id = $1;
+
+-- name: update_command
+-- turning a childless group into a leaf or back: the new leaf waits (or is blocked),
+-- the new group's state follows from its (empty) counters
+UPDATE jobs
+   SET command = $2,
+       state = CASE
+           WHEN $2 = '' THEN corral_group_state(total, total_finished, total_errors,
+                                                total_working, total_pending, deps_unmet)
+           WHEN command = '' THEN CASE WHEN corral_blocked(path, deps_unmet)
+                                       THEN 'PENDING' ELSE 'WAITING' END
+           ELSE state
+       END
+ WHERE id = $1;
+
+-- name: update_priority
+-- $3: the level of the job in every prio_path of its subtree (1-based)
+UPDATE jobs SET priority = CASE WHEN id = $1 THEN $2 ELSE priority END,
+                prio_path[$3] = $2
+ WHERE id = $1 OR path @> ARRAY[$1::bigint];
+
+-- name: update_own_affinity
+UPDATE jobs SET own_affinity_ids = $2 WHERE id = $1;
+
+-- name: refresh_affinity
+-- the inherited affinity set of every job in the subtree of $1
+UPDATE jobs x
+   SET affinity_ids = coalesce((
+       SELECT array_agg(DISTINCT a ORDER BY a)
+         FROM jobs y, unnest(y.own_affinity_ids) a
+        WHERE y.id = x.id OR y.id = ANY (x.path)), '{}')
+ WHERE x.id = $1 OR x.path @> ARRAY[$1::bigint];
+
+-- name: move_subtree
+-- $1 job, $2 new parent (NULL for root), $3 new path of the job, $4 new prio_path prefix
+-- (the new parent's prio_path), $5 old depth of the job (cardinality of its old path)
+UPDATE jobs
+   SET parent_id = CASE WHEN id = $1 THEN $2 ELSE parent_id END,
+       path = $3 || path[$5 + 1:],
+       prio_path = $4 || prio_path[$5 + 1:]
+ WHERE id = $1 OR path @> ARRAY[$1::bigint];
+
+-- name: delete_dependencies
+DELETE FROM dependencies WHERE job_id = $1;
+
+-- name: insert_dependencies
+INSERT INTO dependencies (job_id, depends_on)
+SELECT $1, unnest($2::bigint[]);
+
+-- name: dependency_cycle
+SELECT corral_dependency_cycle($1::bigint[]);
+
+-- name: with_dependencies
+-- the jobs among $1 that have dependencies of their own or in their subtree, and the
+-- ancestors of $1: what a move must check for cycles
+SELECT DISTINCT x.id
+  FROM jobs x
+ WHERE (x.id = ANY ($1) OR x.path && $1
+        OR x.id IN (SELECT unnest(m.path) FROM jobs m WHERE m.id = ANY ($1)))
+   AND EXISTS (SELECT 1 FROM dependencies d WHERE d.job_id = x.id);
+
+-- name: delete_subtrees
+DELETE FROM jobs WHERE id = ANY ($1) OR path && $1;
+
+-- name: reset_leaves
+-- back to the start: waiting (or blocked), unpaused, no run; $2 limits it to leaves in
+-- ERROR
+UPDATE jobs
+   SET state = CASE WHEN corral_blocked(path, deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
+       paused = false, start_time = 0, duration = 0, ping_time = 0, run_done = 0,
+       progress = 0, worker = '', current_event = NULL, log_size = 0
+ WHERE (id = ANY ($1) OR path && $1) AND command <> ''
+   AND (NOT $2 OR state = 'ERROR')
+RETURNING id;
+
+-- name: delete_logs
+DELETE FROM job_logs WHERE job_id = ANY ($1);
+
+-- name: start_subtrees
+-- unpause, and queue again the leaves that finished or failed
+UPDATE jobs
+   SET paused = false,
+       state = CASE WHEN command <> '' AND state IN ('FINISHED', 'ERROR')
+                    THEN CASE WHEN corral_blocked(path, deps_unmet) THEN 'PENDING' ELSE 'WAITING' END
+                    ELSE state END
+ WHERE (id = ANY ($1) OR path && $1)
+   AND (paused OR (command <> '' AND state IN ('FINISHED', 'ERROR')));
+
+-- name: set_paused
+UPDATE jobs SET paused = $2 WHERE (id = ANY ($1) OR path && $1) AND paused <> $2;
+
+-- name: distinct_users
+SELECT DISTINCT user_name AS "user" FROM jobs ORDER BY 1;
+
+-- name: distinct_states
+SELECT DISTINCT state FROM job_view ORDER BY 1;
+
+-- name: distinct_workers
+SELECT DISTINCT worker FROM jobs WHERE worker <> '' ORDER BY 1;
+
+-- name: distinct_priorities
+SELECT DISTINCT priority FROM jobs ORDER BY 1;
+
+-- name: distinct_affinities
+SELECT DISTINCT corral_affinity_names(own_affinity_ids) AS affinity FROM jobs ORDER BY 1;

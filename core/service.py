@@ -1,0 +1,20 @@
+"""The core as one object: what a face holds to serve its requests."""
+
+from core.affinities import Affinities
+from core.config import Config
+from core.db import Database
+from core.events import Events
+from core.jobs import Jobs
+from core.runs import Runs
+from core.workers import Workers
+
+
+class Core:
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db = db
+        self.config = config
+        self.jobs = Jobs(db, config)
+        self.workers = Workers(db, config)
+        self.events = Events(db, config)
+        self.runs = Runs(db)
+        self.affinities = Affinities(db)
