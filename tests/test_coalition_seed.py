@@ -148,7 +148,8 @@ def test_workers_routes(api: httpx.Client, sql: Sql) -> None:
     assert [w["name"] for w in workers] == ["worker-1", "worker-2"]
     assert all(set(w) == WORKER_KEYS for w in workers)
     assert workers[0]["cpu"] == "[]"
-    assert workers[0]["state"] == "WORKING" and workers[0]["active"] == 1
+    assert workers[0]["state"] == "WORKING"
+    assert workers[0]["active"] == 1
 
     body = """{
         "worker-1":
