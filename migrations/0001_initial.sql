@@ -148,10 +148,11 @@ CREATE FUNCTION corral_group_state(
 $$;
 
 -- Is a job held back by its own unmet dependencies or an ancestor's?
+-- ($1 path, $2 deps_unmet: by position, since a column name would hide a parameter's)
 CREATE FUNCTION corral_blocked(path bigint[], deps_unmet integer) RETURNS boolean
     LANGUAGE sql STABLE AS $$
-    SELECT deps_unmet > 0
-        OR EXISTS (SELECT 1 FROM jobs a WHERE a.id = ANY (path) AND a.deps_unmet > 0)
+    SELECT $2 > 0
+        OR EXISTS (SELECT 1 FROM jobs a WHERE a.id = ANY ($1) AND a.deps_unmet > 0)
 $$;
 
 CREATE FUNCTION corral_affinity_names(ids integer[]) RETURNS text

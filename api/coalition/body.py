@@ -26,7 +26,7 @@ def relax(body: bytes) -> bytes:
             out += body[i:end]
             i = end
             continue
-        if c == ord(","):
+        if c == ord(",") and _last_significant(out) not in (ord("["), ord("{"), ord(",")):
             j = _skip_space(body, i + 1)
             if j < n and body[j] in b"}]":
                 i += 1
