@@ -4,39 +4,56 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.coalition import coalition_routers
+from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS
+from api.native import native_router
 from core import migrate
 from core.config import Config
 from core.db import Database
+from core.plugins import Plugins
+from core.scheduler import Scheduler
 from core.service import Core
 
 VERSION = "0.1.0"
 log = logging.getLogger("corral")
 
 
-def create_app(config: Config, database_url: str) -> Litestar:
-    """An app serving every face over the database at `database_url`; it applies pending
-    migrations as it starts."""
+def create_app(config: Config, database_url: str, plugins: Plugins | None = None) -> Litestar:
+    """An app serving every face over the database at `database_url`. As it starts it
+    applies pending migrations and starts the dispatch and the periodic passes.
+
+    Plugins are loaded here unless given, so a bad plugin setting fails before anything
+    listens (`core.config.ConfigError`).
+    """
+    loaded = plugins if plugins is not None else Plugins(config.plugins)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = await Database.connect(database_url)
+        scheduler: Scheduler | None = None
         try:
             for name in await db.read(migrate.apply):
                 log.info("applied migration %s", name)
-            app.state.core = Core(db, config)
+            core = Core(db, config, loaded)
+            app.state.core = core
+            scheduler = Scheduler(database_url, config, core.planner, core.picks, core.runs)
+            await scheduler.start()
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await db.close()
 
+    routers: list[Router] = [*coalition_routers(), native_router()]
+    if loaded.enabled("coalition_workers"):
+        routers.append(legacy_worker_router())
     return Litestar(
-        route_handlers=coalition_routers(),
+        route_handlers=routers,
         dependencies={"core": Provide(_core, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -11,6 +11,7 @@ import msgspec
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -24,7 +25,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: Positive = 8 * 1024 * 1024
-    # levels of groups above a leaf, as in Coalition
+    # levels of a job tree, the root and the leaves included (Coalition's limit is 8)
     max_depth: Positive = 8
     # rows one listing returns at most (events, where-queries)
     max_page: Positive = 10_000
@@ -35,10 +36,30 @@ class AffinitiesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     create_unknown: bool = True
 
 
+class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # seconds between planning passes when nothing wakes the planner earlier
+    interval: Seconds = 1.0
+    # how long a worker's pick waits for an assignment before answering "nothing"
+    pick_wait: Seconds = 20.0
+    # how long a legacy Coalition worker's pick waits before answering the empty tuple
+    legacy_pick_wait: Seconds = 2.0
+    # candidates taken from the queue per wanted slot in one pass
+    candidates_per_slot: Positive = 4
+    # a worker silent this long is TIMEOUT and its jobs go back to the queue
+    worker_timeout: Seconds = 60.0
+    # seconds between the timeout, dead-worker and delayed-retry passes
+    timeout_interval: Seconds = 5.0
+    dead_worker_interval: Seconds = 10.0
+    retry_interval: Seconds = 1.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     affinities: AffinitiesConfig = msgspec.field(default_factory=AffinitiesConfig)
+    dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
+    # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
+    plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
 
 
 class ConfigError(Exception):

@@ -155,7 +155,7 @@ class Jobs:
 
         async def work(conn: Conn) -> None:
             await _require(conn, ids)
-            await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+            await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "deleted")
             await conn.execute(Q["delete_subtrees"], list(ids))
 
         await self._db.transact(work)
@@ -166,7 +166,7 @@ class Jobs:
         async def work(conn: Conn) -> None:
             await _require(conn, ids)
             if not only_errors:
-                await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+                await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "reset")
                 await conn.execute(Q["set_paused"], list(ids), False)
             reset = [r["id"] for r in await conn.fetch(Q["reset_leaves"], list(ids), only_errors)]
             await conn.execute(Q["delete_logs"], reset)
@@ -317,7 +317,7 @@ class Jobs:
 
     async def _pause(self, conn: Conn, ids: Sequence[int]) -> None:
         await conn.execute(Q["set_paused"], list(ids), True)
-        await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED")
+        await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "paused")
 
     async def _affinity_ids(self, conn: Conn, text: str) -> list[int]:
         return await affinities.resolve(

@@ -1,45 +1,282 @@
-"""Runs: a leaf starting on a worker and ending with an exit code.
+"""Runs: a leaf running on a worker, from its start to its end, and the periodic passes
+that end runs on their own (timeouts, lost workers) or release delayed retries.
 
-Dispatch and the worker protocols call these; each is one transaction.
+Policy comes from the hooks (retry, timeout, lifecycle); every change is one transaction.
 """
 
+import logging
+import time
+from collections.abc import Sequence
 from typing import Literal
 
+import asyncpg
+import msgspec
+
+from core import progress
+from core.config import Config
 from core.db import Conn, Database
+from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView
+from core.plugins import Plugins
 from core.sql import Queries
+from core.views import job_view
 
 Q = Queries("runs.sql")
 LOGS = Queries("logs.sql")
+DISPATCH = Queries("dispatch.sql")
+log = logging.getLogger("corral.runs")
 
-NextState = Literal["FINISHED", "ERROR", "WAITING"]
+# one advisory lock per periodic pass, so replicas take turns
+_PASS_LOCK = {"timeouts": 2, "lost_workers": 3, "release": 4}
+
+
+class Started(msgspec.Struct, frozen=True):
+    event: int
+    job: int
+    worker: str
+
+
+class RunReport(msgspec.Struct, frozen=True):
+    """What a worker tells of one of its runs at a heartbeat."""
+
+    event: int
+    output: bytes = b""
+
+
+class RunStatus(msgspec.Struct, frozen=True):
+    """The answer to a heartbeat for one run: go on, or stop and why."""
+
+    event: int
+    action: Literal["continue", "stop"]
+    reason: str = ""
+
+
+class Machine(msgspec.Struct, frozen=True):
+    """What a worker tells of its machine."""
+
+    cpu: list[float] | None = None
+    free_memory: int | None = None
+    total_memory: int | None = None
+
+
+FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
+
+
+async def start_runs(conn: Conn, jobs: Sequence[int], workers: Sequence[str]) -> list[Started]:
+    """Start each job on its worker (pairwise) where it is still ready; the runs started."""
+    rows = await conn.fetch(Q["start_runs"], list(jobs), list(workers))
+    return [Started(r["event"], r["job"], r["worker"]) for r in rows]
 
 
 class Runs:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
         self._db = db
+        self._config = config
+        self._plugins = plugins
 
-    async def start(self, job_id: int, worker: str) -> int | None:
-        """Start `job_id` on `worker`; the new event's id, or None if the job cannot run
-        now (not waiting, paused, blocked or a group)."""
+    async def start(self, job: int, worker: str) -> Started | None:
+        """Start one job on one worker now, outside dispatch (tools and tests)."""
+        started = await self._db.transact(lambda c: start_runs(c, [job], [worker]))
+        return started[0] if started else None
+
+    async def finish(self, worker: str | None, event: int, exit_code: int) -> FinishResult:
+        """A worker's run ended with `exit_code`. The retry policy decides what follows a
+        failure. IGNORED when the run had already been stopped (paused, reset, ...)."""
+
+        async def work(conn: Conn) -> tuple[FinishResult, JobView | None, JobState]:
+            row = await conn.fetchrow(Q["lock_run"], event, worker)
+            if row is None:
+                return "IGNORED", None, "WORKING"
+            job = await self._job(conn, row)
+            if exit_code == 0:
+                await self._end(conn, event, exit_code, "FINISHED", "FINISHED")
+                return "FINISHED", job, "FINISHED"
+            outcome = RunOutcome(run=_run_view(row, job), exit_code=exit_code, timed_out=False)
+            return await self._fail(conn, job, outcome, "ERROR", "")
+
+        result, job, new = await self._db.transact(work)
+        if job is not None:
+            self._job_changed(job, new)
+        return result
+
+    async def heartbeat(
+        self, worker: str, machine: Machine, reports: Sequence[RunReport]
+    ) -> list[RunStatus] | None:
+        """A worker is alive and tells how its runs go; None if it is not registered."""
+
+        async def work(conn: Conn) -> list[RunStatus] | None:
+            cpu = machine.cpu
+            pinged = await conn.fetchval(
+                Q["ping_worker"], worker, cpu, machine.free_memory, machine.total_memory
+            )
+            if pinged is None:
+                return None
+            events = [r.event for r in reports]
+            states = {r["id"]: r for r in await conn.fetch(Q["run_states"], worker, events)}
+            answers: list[RunStatus] = []
+            for report in reports:
+                row = states.get(report.event)
+                if row is None:
+                    answers.append(RunStatus(report.event, "stop", "unknown run"))
+                    continue
+                if row["state"] != "WORKING" or row["job"] is None:
+                    answers.append(RunStatus(report.event, "stop", row["reason"] or "stopped"))
+                    continue
+                await self._record(
+                    conn, row["job"], report.event, row["progress_pattern"], report.output
+                )
+                answers.append(RunStatus(report.event, "continue"))
+            return answers
+
+        return await self._db.transact(work)
+
+    async def current_event(self, job: int, worker: str) -> int | None:
+        """The event of `job`'s run on `worker`, if it runs there now."""
 
         async def work(conn: Conn) -> int | None:
-            event: int | None = await conn.fetchval(Q["start_run"], job_id, worker)
+            event: int | None = await conn.fetchval(Q["current_run"], job, worker)
             return event
 
-        return await self._db.transact(work)
+        return await self._db.read(work)
 
-    async def finish(self, event_id: int, exit_code: int, next_state: NextState) -> int | None:
-        """End the run `event_id`; the job id, or None if that run is no longer current
-        (it was paused, reset, deleted or its worker stopped meanwhile)."""
+    async def append_log(self, job: int, data: bytes) -> None:
+        await self._db.transact(lambda c: _append(c, job, data))
 
-        async def work(conn: Conn) -> int | None:
-            job: int | None = await conn.fetchval(Q["finish_run"], event_id, exit_code, next_state)
-            return job
+    # -- periodic passes ----------------------------------------------------------------
 
-        return await self._db.transact(work)
+    async def expire_timeouts(self) -> int:
+        """Stop the runs the timeout policy says have overrun; how many."""
 
-    async def append_log(self, job_id: int, data: bytes) -> None:
+        async def work(conn: Conn) -> list[tuple[JobView, JobState]]:
+            if not await _try_lock(conn, "timeouts"):
+                return []
+            now = time.time()
+            changed: list[tuple[JobView, JobState]] = []
+            names = await _names(conn)
+            for row in await conn.fetch(Q["running"]):
+                job = job_view(row, names)
+                run = _run_view(row, job, now)
+                decision = self._plugins.hook.corral_timeout(run=run, now=now)
+                if decision is None:
+                    continue
+                locked = await conn.fetchrow(Q["lock_run"], row["event"], None)
+                if locked is None:
+                    continue
+                outcome = RunOutcome(run=run, exit_code=None, timed_out=True)
+                _, _, new = await self._fail(conn, job, outcome, "TIMEOUT", decision.reason)
+                changed.append((job, new))
+            return changed
+
+        changed = await self._db.transact(work)
+        for job, new in changed:
+            self._job_changed(job, new)
+        return len(changed)
+
+    async def lose_workers(self) -> list[str]:
+        """Workers silent past the worker timeout go to TIMEOUT; their jobs are queued
+        again. The names of the workers lost."""
+        deadline = time.time() - self._config.dispatch.worker_timeout
+
+        async def work(conn: Conn) -> list[str]:
+            if not await _try_lock(conn, "lost_workers"):
+                return []
+            lost = [r["name"] for r in await conn.fetch(Q["lose_workers"], deadline)]
+            if lost:
+                await conn.execute(Q["interrupt_runs"], [], lost, "TIMEOUT", "worker lost")
+            return lost
+
+        lost = await self._db.transact(work)
+        for name in lost:
+            _notify(
+                self._plugins.hook.corral_worker_state_changed,
+                worker=name,
+                old="WORKING",
+                new="TIMEOUT",
+            )
+        return lost
+
+    async def release_held(self) -> None:
+        """Let delayed retries whose time has come run."""
+
         async def work(conn: Conn) -> None:
-            await conn.execute(LOGS["append"], job_id, data)
+            if await _try_lock(conn, "release"):
+                await conn.execute(Q["release_held"])
 
         await self._db.transact(work)
+
+    # -- the parts ----------------------------------------------------------------------
+
+    async def _fail(
+        self, conn: Conn, job: JobView, outcome: RunOutcome, event_state: str, reason: str
+    ) -> tuple[FinishResult, JobView, JobState]:
+        counted = msgspec.structs.replace(job, run_done=job.run_done + 1)
+        decision: RetryDecision | None = self._plugins.hook.corral_retry(
+            job=counted, outcome=outcome
+        )
+        event = outcome.run.event
+        exit_code = outcome.exit_code
+        if decision is not None and decision.action == "requeue":
+            held = time.time() + decision.delay if decision.delay > 0 else 0.0
+            await conn.fetchval(
+                Q["end_run"], event, exit_code, "WAITING", held, event_state, reason
+            )
+            return "RETRY", job, "WAITING"
+        await conn.fetchval(Q["end_run"], event, exit_code, "ERROR", 0.0, event_state, reason)
+        return "ERROR", job, "ERROR"
+
+    async def _end(
+        self, conn: Conn, event: int, exit_code: int, job_state: str, event_state: str
+    ) -> None:
+        await conn.fetchval(Q["end_run"], event, exit_code, job_state, 0.0, event_state, "")
+
+    async def _job(self, conn: Conn, row: asyncpg.Record) -> JobView:
+        return job_view(row, await _names(conn))
+
+    async def _record(self, conn: Conn, job: int, event: int, pattern: str, output: bytes) -> None:
+        figure: float | None = None
+        if output:
+            if pattern:
+                tail: bytes = await conn.fetchval(Q["log_tail"], job, progress.TAIL_BYTES) or b""
+                figure = progress.parse(
+                    pattern,
+                    tail.decode("utf-8", errors="replace"),
+                    output.decode("utf-8", errors="replace"),
+                )
+            await _append(conn, job, output)
+        await conn.execute(Q["ping_job"], job, event, figure)
+
+    def _job_changed(self, job: JobView, new: JobState) -> None:
+        _notify(self._plugins.hook.corral_job_state_changed, job=job, old="WORKING", new=new)
+
+
+def _run_view(row: asyncpg.Record, job: JobView, now: float | None = None) -> RunView:
+    started: float = row["start"]
+    return RunView(
+        job=job,
+        worker=row["worker"],
+        event=row["event"],
+        started=started,
+        elapsed=(now or time.time()) - started,
+    )
+
+
+async def _append(conn: Conn, job: int, data: bytes) -> None:
+    await conn.fetchval(LOGS["append"], job, data)
+
+
+async def _names(conn: Conn) -> dict[int, str]:
+    return {r["id"]: r["name"] for r in await conn.fetch(DISPATCH["affinity_names"])}
+
+
+async def _try_lock(conn: Conn, name: str) -> bool:
+    locked: bool = await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock(7221, $1)", _PASS_LOCK[name]
+    )
+    return locked
+
+
+def _notify(caller: object, **kwargs: object) -> None:
+    """Call a lifecycle hook after the fact; a plugin failing there is logged and ignored."""
+    try:
+        caller(**kwargs)  # type: ignore[operator]
+    except Exception:
+        log.exception("a lifecycle hook failed")

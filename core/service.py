@@ -3,18 +3,23 @@
 from core.affinities import Affinities
 from core.config import Config
 from core.db import Database
+from core.dispatch import Picks, Planner
 from core.events import Events
 from core.jobs import Jobs
+from core.plugins import Plugins
 from core.runs import Runs
 from core.workers import Workers
 
 
 class Core:
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
         self.db = db
         self.config = config
+        self.plugins = plugins
         self.jobs = Jobs(db, config)
         self.workers = Workers(db, config)
         self.events = Events(db, config)
-        self.runs = Runs(db)
         self.affinities = Affinities(db)
+        self.runs = Runs(db, config, plugins)
+        self.planner = Planner(db, config, plugins)
+        self.picks = Picks(db, config)

@@ -38,11 +38,27 @@ class Workers:
 
         return await self._db.read(work)
 
-    async def register(self, name: str, ip: str, *, slots: int = 1) -> None:
-        """A worker makes contact; it exists from then on."""
+    async def register(
+        self, name: str, ip: str, *, slots: int = 1, rules: str | None = None
+    ) -> None:
+        """A worker process starts (or a legacy worker first calls): it exists from then on.
+        Runs it held in an earlier life are queued again; `rules` (when given) replace its
+        affinity rules."""
 
         async def work(conn: Conn) -> None:
             await conn.execute(Q["register"], name, ip, slots)
+            await conn.execute(RUNS["interrupt_runs"], [], [name], "CANCELED", "worker restarted")
+            if rules is not None:
+                await self._set_rules(conn, name, rules)
+
+        await self._db.transact(work)
+
+    async def ensure(self, name: str, ip: str, *, slots: int = 1) -> None:
+        """Register a worker that makes contact without registering first (legacy
+        workers), leaving a known one as it is."""
+
+        async def work(conn: Conn) -> None:
+            await conn.execute(Q["ensure"], name, ip, slots)
 
         await self._db.transact(work)
 
@@ -66,7 +82,9 @@ class Workers:
 
         async def work(conn: Conn) -> None:
             await _require(conn, names)
-            await conn.execute(RUNS["interrupt_runs"], [], list(names), "CANCELED")
+            await conn.execute(
+                RUNS["interrupt_runs"], [], list(names), "CANCELED", "worker removed"
+            )
             await conn.execute(Q["delete_workers"], list(names))
 
         await self._db.transact(work)
@@ -99,7 +117,7 @@ class Workers:
 async def _set_active(conn: Conn, names: Sequence[str], active: bool) -> None:
     await conn.execute(Q["set_active"], list(names), active)
     if not active:
-        await conn.execute(RUNS["interrupt_runs"], [], list(names), "CANCELED")
+        await conn.execute(RUNS["interrupt_runs"], [], list(names), "CANCELED", "worker stopped")
 
 
 async def _require(conn: Conn, names: Sequence[str]) -> None:

@@ -34,17 +34,29 @@ def ok(response: httpx.Response) -> None:
     assert response.json() == 1
 
 
+def try_start(sql: Sql, job_id: int, worker: str = "node-1") -> int | None:
+    """Run `job_id` on `worker` if it may start now; the event id, or None."""
+    sql.execute(WORKERS["ensure"], worker, "127.0.0.1", 1)
+    rows = sql.fetch(RUNS["start_runs"], [job_id], [worker])
+    return int(rows[0]["event"]) if rows else None
+
+
 def start(sql: Sql, job_id: int, worker: str = "node-1") -> int:
     """Run `job_id` on `worker`; the event id."""
-    sql.execute(WORKERS["register"], worker, "127.0.0.1", 1)
-    event = sql.fetchval(RUNS["start_run"], job_id, worker)
+    event = try_start(sql, job_id, worker)
     assert event is not None, f"job {job_id} could not start"
-    return int(event)
+    return event
+
+
+def try_finish(sql: Sql, event: int, exit_code: int = 0) -> bool:
+    """End the run `event` as its process exiting would (no retry); False if the run was
+    no longer current."""
+    state = "FINISHED" if exit_code == 0 else "ERROR"
+    return sql.fetchval(RUNS["end_run"], event, exit_code, state, 0.0, state, "") is not None
 
 
 def finish(sql: Sql, event: int, exit_code: int = 0) -> None:
-    next_state = "FINISHED" if exit_code == 0 else "ERROR"
-    assert sql.fetchval(RUNS["finish_run"], event, exit_code, next_state) is not None
+    assert try_finish(sql, event, exit_code), f"run {event} was not current"
 
 
 def run(sql: Sql, job_id: int, exit_code: int = 0, worker: str = "node-1") -> None:

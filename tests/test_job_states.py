@@ -4,7 +4,7 @@ pause, start, reset and delete on whole subtrees, affinity inheritance."""
 import httpx
 
 from tests.conftest import Sql
-from tests.farm import RUNS, append_log, finish, get, ok, run, start, submit
+from tests.farm import append_log, finish, get, ok, run, start, submit, try_finish, try_start
 
 
 def states(api: httpx.Client, *ids: int) -> list[str]:
@@ -100,7 +100,7 @@ def test_dependencies_hold_jobs_pending_until_finished(api: httpx.Client, sql: S
     b = submit(api, parent=shot, title="b", command="render")
     comp = submit(api, parent=shot, title="comp", command="comp", dependencies=[a, b])
     assert states(api, a, b, comp) == ["WAITING", "WAITING", "PENDING"]
-    assert sql.fetchval(RUNS["start_run"], comp, "node-1") is None
+    assert try_start(sql, comp) is None
 
     run(sql, a)
     assert get(api, comp)["state"] == "PENDING"
@@ -181,8 +181,8 @@ def test_pause_stops_running_descendants_which_wait_paused(api: httpx.Client, sq
     assert (worker["state"], worker["current_event"]) == ("WAITING", 0)
     assert counters(api, shot)["total_working"] == 0
     # the killed process reporting its exit afterwards changes nothing
-    assert sql.fetchval(RUNS["finish_run"], event, 0, "FINISHED") is None
-    assert sql.fetchval(RUNS["start_run"], frame, "node-1") is None, "paused jobs do not run"
+    assert not try_finish(sql, event)
+    assert try_start(sql, frame) is None, "paused jobs do not run"
 
     ok(api.post("/api/startjobs", json=[shot]))
     assert states(api, shot, frame, other) == ["WAITING", "WAITING", "WAITING"]
@@ -276,7 +276,7 @@ def test_editing_a_paused_flag_and_state(api: httpx.Client) -> None:
 def test_a_job_submitted_paused(api: httpx.Client, sql: Sql) -> None:
     frame = submit(api, title="f", command="render", state="PAUSED")
     assert get(api, frame)["state"] == "PAUSED"
-    assert sql.fetchval(RUNS["start_run"], frame, "node-1") is None
+    assert try_start(sql, frame) is None
     shot = submit(api, title="shot", paused=True)
     child = submit(api, parent=shot, title="c", command="render")
     assert get(api, child)["state"] == "PAUSED", "a child of a paused group starts paused"

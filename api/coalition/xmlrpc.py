@@ -35,6 +35,7 @@ _FIELDS = {
 @route(
     "/addjob",
     http_method=["GET", "POST"],
+    status_code=200,
     summary="Create a job from form fields; answers the id as text, -1 on failure",
 )
 async def add_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:

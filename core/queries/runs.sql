@@ -1,36 +1,52 @@
 -- Runs: a leaf running on a worker, with its event. Dispatch and the worker protocols
 -- build on these.
 
--- name: start_run
--- $1 job, $2 worker; only a waiting, unpaused leaf starts. Answers the event id.
-WITH job AS (
-    SELECT id, title FROM jobs
-     WHERE id = $1 AND state = 'WAITING' AND NOT paused AND command <> ''
-     FOR NO KEY UPDATE
+-- name: start_runs
+-- Start jobs $1 on workers $2 (pairwise); a job starts only if it is still a ready leaf
+-- and nobody else holds it. Answers the runs that started.
+WITH pairs AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[]) AS p (job_id, worker)
+), ready AS (
+    SELECT j.id, j.title, pairs.worker
+      FROM jobs j JOIN pairs ON pairs.job_id = j.id
+     WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
+     FOR NO KEY UPDATE OF j SKIP LOCKED
 ), event AS (
     INSERT INTO events (worker, job_id, job_title, start)
-    SELECT $2, job.id, job.title, corral_epoch() FROM job
-    RETURNING id, job_id
+    SELECT ready.worker, ready.id, ready.title, corral_epoch() FROM ready
+    RETURNING id, job_id, worker
 ), started AS (
     UPDATE jobs j
-       SET state = 'WORKING', worker = $2, start_time = corral_epoch(),
+       SET state = 'WORKING', worker = event.worker, start_time = corral_epoch(),
            ping_time = corral_epoch(), duration = 0, progress = 0, current_event = event.id
       FROM event WHERE j.id = event.job_id
 ), busy AS (
     UPDATE workers w
-       SET state = 'WORKING', current_event = event.id, last_job = event.job_id,
-           ping_time = corral_epoch()
-      FROM event WHERE w.name = $2
+       SET state = 'WORKING', current_event = c.event, last_job = c.job,
+           wanted = greatest(w.wanted - c.n, 0)
+      FROM (SELECT worker, count(*)::integer AS n, max(id) AS event, max(job_id) AS job
+              FROM event GROUP BY worker) c
+     WHERE w.name = c.worker
 )
-SELECT id FROM event;
+SELECT id AS event, job_id AS job, worker FROM event;
 
--- name: finish_run
--- $1 event, $2 exit code, $3 the job's next state (FINISHED, ERROR, or WAITING to run
--- again); only the job's current run can finish it. Answers the job id.
+-- name: lock_run
+-- the run $1 of worker $2 if it is still the current run of its job, with the job as
+-- policies see it
+SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS parent, j.title,
+       j.user_name, j.priority, j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done,
+       j.timeout
+  FROM events e JOIN jobs j ON j.id = e.job_id AND j.current_event = e.id
+ WHERE e.id = $1 AND ($2::text IS NULL OR e.worker = $2) AND e.state = 'WORKING'
+   FOR NO KEY UPDATE OF j;
+
+-- name: end_run
+-- End the run $1: the event ends as $5 (with exit code $2 and reason $6), the job goes to
+-- $3 (FINISHED, ERROR, or WAITING to run again, not before $4). Answers the job id, or
+-- nothing when the run was no longer current.
 WITH run AS (
     UPDATE events e
-       SET state = CASE WHEN $2 = 0 THEN 'FINISHED' ELSE 'ERROR' END,
-           duration = corral_epoch() - e.start, exit_code = $2
+       SET state = $5, duration = corral_epoch() - e.start, exit_code = $2, reason = $6
      WHERE e.id = $1 AND e.state = 'WORKING'
     RETURNING e.id, e.job_id, e.worker
 ), job AS (
@@ -40,23 +56,28 @@ WITH run AS (
            duration = corral_epoch() - j.start_time,
            run_done = j.run_done + 1,
            progress = CASE WHEN $3::text = 'FINISHED' THEN 1 ELSE j.progress END,
+           held_until = $4,
            current_event = NULL
       FROM run WHERE j.id = run.job_id AND j.current_event = run.id
     RETURNING j.id
 ), counted AS (
     UPDATE workers w
-       SET finished = w.finished + ($2 = 0)::integer,
-           error = w.error + ($2 <> 0)::integer,
-           state = 'WAITING',
-           current_event = NULL
+       SET finished = w.finished + ($5::text = 'FINISHED')::integer,
+           error = w.error + ($5::text <> 'FINISHED')::integer,
+           state = CASE
+               WHEN w.state = 'TIMEOUT' THEN 'TIMEOUT'
+               WHEN EXISTS (SELECT 1 FROM events o WHERE o.worker = w.name
+                               AND o.state = 'WORKING' AND o.id <> run.id) THEN 'WORKING'
+               ELSE 'WAITING' END,
+           current_event = CASE WHEN w.current_event = run.id THEN NULL ELSE w.current_event END
       FROM run WHERE w.name = run.worker
 )
 SELECT id FROM job;
 
 -- name: interrupt_runs
 -- Stop the runs of the leaves below $1 (job ids) and of the workers $2: each job goes
--- back to waiting (or blocked), each event ends as $3. The worker process learns it at
--- its next heartbeat.
+-- back to waiting (or blocked), each event ends as $3 with the reason $4. The worker
+-- process learns it at its next heartbeat.
 WITH stopped AS (
     UPDATE jobs j
        SET state = CASE WHEN corral_blocked(j.path, j.deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
@@ -68,10 +89,61 @@ WITH stopped AS (
     RETURNING o.current_event AS event_id
 ), ended AS (
     UPDATE events e
-       SET state = $3, duration = corral_epoch() - e.start
+       SET state = $3, duration = corral_epoch() - e.start, reason = $4
       FROM stopped WHERE e.id = stopped.event_id AND e.state = 'WORKING'
-    RETURNING e.id
+    RETURNING e.id, e.worker
 )
 UPDATE workers w
-   SET state = 'WAITING', current_event = NULL
-  FROM ended WHERE w.current_event = ended.id;
+   SET state = CASE
+           WHEN w.state = 'TIMEOUT' THEN 'TIMEOUT'
+           WHEN EXISTS (SELECT 1 FROM events o WHERE o.worker = w.name AND o.state = 'WORKING'
+                           AND o.id NOT IN (SELECT id FROM ended)) THEN 'WORKING'
+           ELSE 'WAITING' END,
+       current_event = CASE WHEN w.current_event IN (SELECT id FROM ended)
+                            THEN NULL ELSE w.current_event END
+ WHERE w.name IN (SELECT worker FROM ended);
+
+-- name: run_states
+-- the state of each of a worker's runs $2 (event ids), and why it stopped if it did
+SELECT e.id, e.state, e.reason, j.progress_pattern, j.id AS job
+  FROM events e LEFT JOIN jobs j ON j.id = e.job_id AND j.current_event = e.id
+ WHERE e.id = ANY ($2::bigint[]) AND e.worker = $1;
+
+-- name: current_run
+SELECT current_event FROM jobs WHERE id = $1 AND worker = $2 AND state = 'WORKING';
+
+-- name: ping_worker
+UPDATE workers
+   SET ping_time = corral_epoch(), cpu = coalesce($2, cpu),
+       free_memory = coalesce($3, free_memory), total_memory = coalesce($4, total_memory),
+       state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
+ WHERE name = $1
+RETURNING name;
+
+-- name: ping_job
+-- a heartbeat of the run $2 of job $1, with its progress if the log told it
+UPDATE jobs SET ping_time = corral_epoch(), progress = coalesce($3, progress)
+ WHERE id = $1 AND current_event = $2;
+
+-- name: log_tail
+-- the end of a job's log, to find a progress figure split across two chunks
+SELECT substring(data FROM greatest(length(data) - $2 + 1, 1)) FROM job_logs
+ WHERE job_id = $1 ORDER BY byte_offset DESC LIMIT 1;
+
+-- name: running
+-- every running job, for the timeout pass
+SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS parent, j.title,
+       j.user_name, j.priority, j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done,
+       j.timeout
+  FROM jobs j JOIN events e ON e.id = j.current_event
+ WHERE j.state = 'WORKING';
+
+-- name: lose_workers
+-- workers silent since before $1 stop answering for their jobs
+UPDATE workers SET state = 'TIMEOUT', wanted = 0
+ WHERE ping_time < $1 AND state <> 'TIMEOUT'
+RETURNING name;
+
+-- name: release_held
+-- delayed retries whose time has come
+UPDATE jobs SET held_until = 0 WHERE held_until > 0 AND held_until <= corral_epoch();

@@ -17,6 +17,11 @@ ON CONFLICT (name) DO UPDATE
    SET ip = excluded.ip, ping_time = excluded.ping_time, slots = excluded.slots,
        state = CASE WHEN workers.state = 'TIMEOUT' THEN 'WAITING' ELSE workers.state END;
 
+-- name: ensure
+INSERT INTO workers (name, ip, ping_time, slots)
+VALUES ($1, $2, corral_epoch(), $3)
+ON CONFLICT (name) DO NOTHING;
+
 -- name: delete_rules
 DELETE FROM worker_rules WHERE worker = $1;
 

@@ -1,0 +1,111 @@
+"""The legacy Coalition worker protocol, so existing Coalition workers connect unchanged.
+
+Form-encoded POSTs (query arguments work too) with plain-text answers: `pickjob` answers
+the text of a Python tuple literal that the legacy worker evaluates, `heartbeat` answers
+`true` (go on) or `false` (kill the job), `endjob` reports the exit code. Mounted while the
+`coalition_workers` plugin is enabled.
+"""
+
+import base64
+import binascii
+
+import msgspec
+from litestar import Request, Response, Router, post
+from litestar.datastructures import State
+
+from api.coalition.params import CoreDep
+from core.runs import Machine, RunReport
+
+NOTHING = "(-1, '', '', '', None)"
+
+
+class _Fields(msgspec.Struct, kw_only=True):
+    hostname: str = ""
+    jobId: int | None = None
+    errorCode: int | None = None
+    log: str = ""
+    load: str = ""
+    free_memory: int | None = None
+    total_memory: int | None = None
+
+
+async def _fields(request: Request[object, object, State]) -> _Fields | None:
+    values: dict[str, str] = dict(request.query_params.items())
+    if request.method == "POST":
+        form = await request.form()
+        values |= {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        fields = msgspec.convert(values, _Fields, strict=False)
+    except msgspec.ValidationError:
+        return None
+    return fields if fields.hostname else None
+
+
+def _machine(fields: _Fields) -> Machine:
+    try:
+        cpu = [min(max(float(x), 0.0), 100.0) for x in msgspec.json.decode(fields.load or "[]")]
+    except (msgspec.DecodeError, TypeError, ValueError):
+        cpu = None
+    return Machine(cpu=cpu, free_memory=fields.free_memory, total_memory=fields.total_memory)
+
+
+def _text(body: str, status: int = 200) -> Response[str]:
+    return Response(body, status_code=status, media_type="text/plain")
+
+
+def _bad(reason: str) -> Response[str]:
+    return Response(
+        reason, status_code=400, media_type="text/plain", headers={"X-Corral-Error": reason}
+    )
+
+
+@post("/pickjob", status_code=200, summary="Legacy worker: ask for a job")
+async def pick_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
+    fields = await _fields(request)
+    if fields is None:
+        return _bad("hostname is required, and numbers must be numbers")
+    ip = request.client.host if request.client else ""
+    await core.workers.ensure(fields.hostname, ip)
+    await core.runs.heartbeat(fields.hostname, _machine(fields), [])
+    runs = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
+    if not runs:
+        return _text(NOTHING)
+    run = runs[0]
+    # the legacy worker splits the environment on the two characters backslash and n
+    env = "\\n".join(line for line in run.environment.splitlines() if line)
+    return _text(f"({run.job}, {run.command!r}, {run.dir!r}, {run.user!r}, {env!r})")
+
+
+@post("/heartbeat", status_code=200, summary="Legacy worker: a running job's output")
+async def heartbeat(request: Request[object, object, State], core: CoreDep) -> Response[str]:
+    fields = await _fields(request)
+    if fields is None or fields.jobId is None:
+        return _bad("hostname and jobId are required")
+    try:
+        output = base64.b64decode(fields.log, validate=False) if fields.log else b""
+    except (binascii.Error, ValueError):
+        return _bad("log is not base64")
+    event = await core.runs.current_event(fields.jobId, fields.hostname)
+    reports = [] if event is None else [RunReport(event, output)]
+    answers = await core.runs.heartbeat(fields.hostname, _machine(fields), reports)
+    going = bool(answers) and answers is not None and answers[0].action == "continue"
+    return _text("true" if going else "false")
+
+
+@post("/endjob", status_code=200, summary="Legacy worker: a job's process exited")
+async def end_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
+    fields = await _fields(request)
+    if fields is None or fields.jobId is None or fields.errorCode is None:
+        return _bad("hostname, jobId and errorCode are required")
+    event = await core.runs.current_event(fields.jobId, fields.hostname)
+    if event is not None:
+        await core.runs.finish(fields.hostname, event, fields.errorCode)
+    return _text("1")
+
+
+def legacy_worker_router() -> Router:
+    return Router(
+        path="/workers",
+        route_handlers=[pick_job, heartbeat, end_job],
+        tags=["coalition legacy workers"],
+    )

@@ -1,0 +1,9 @@
+"""Corral's own API, under `/api/v2`."""
+
+from litestar import Router
+
+from api.native.workers import WorkerProtocol
+
+
+def native_router() -> Router:
+    return Router(path="/api/v2", route_handlers=[WorkerProtocol], tags=["worker protocol"])

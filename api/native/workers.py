@@ -1,0 +1,153 @@
+"""The native worker protocol (JSON, version 1): register, pick, heartbeat, finish.
+
+A worker registers once per process start, then loops on `pick`, which waits (long poll)
+until the planner assigns it runs or `wait` seconds pass. While runs go, it heartbeats
+about every second with their new output and its machine's load, and is told to go on or
+to stop each run and why. When a run's process exits it reports the exit code with
+`finish`, retrying until the server has it.
+"""
+
+from typing import Annotated, Final, Literal
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+from litestar.params import JSONBody, PathParameter
+
+from api.coalition.params import CoreDep
+from core.dispatch import Assignment
+from core.errors import NotFound
+from core.runs import Machine, RunReport
+
+PROTOCOL: Final = 1
+Protocol = Literal[1]
+WorkerName = Annotated[
+    str, PathParameter(min_length=1, max_length=255, description="the worker's name")
+]
+Slots = Annotated[int, msgspec.Meta(ge=1, le=1024)]
+EventId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    protocol: Protocol = PROTOCOL
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    # ordered affinity rules: one per line or separated by ';', each comma-separated
+    affinity: str = ""
+    slots: Slots = 1
+
+
+class Registered(msgspec.Struct, kw_only=True):
+    protocol: int = PROTOCOL
+    name: str
+    # seconds between heartbeats the server expects, and the longest a pick waits
+    heartbeat_interval: float
+    pick_wait: float
+    # a worker silent this long is taken for lost and its runs go to others
+    worker_timeout: float
+
+
+class Pick(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    protocol: Protocol = PROTOCOL
+    # free slots to fill
+    slots: Slots = 1
+    # seconds to wait for work at most (the server's pick_wait caps it)
+    wait: Annotated[float, msgspec.Meta(ge=0, le=3600)] | None = None
+
+
+class Picked(msgspec.Struct, kw_only=True):
+    protocol: int = PROTOCOL
+    runs: list[Assignment]
+
+
+class RunHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    event: EventId
+    # the run's output since the last heartbeat
+    output: str = ""
+
+
+class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    protocol: Protocol = PROTOCOL
+    runs: list[RunHeartbeat] = msgspec.field(default_factory=list)
+    # load of each core, 0..100
+    cpu: list[Annotated[float, msgspec.Meta(ge=0, le=100)]] | None = None
+    # megabytes
+    free_memory: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    total_memory: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class RunAnswer(msgspec.Struct, kw_only=True):
+    event: int
+    action: Literal["continue", "stop"]
+    # why to stop: paused, reset, deleted, worker stopped, timeout, ...
+    reason: str = ""
+
+
+class HeartbeatAnswer(msgspec.Struct, kw_only=True):
+    protocol: int = PROTOCOL
+    runs: list[RunAnswer]
+
+
+class Finish(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    protocol: Protocol = PROTOCOL
+    event: EventId
+    exit_code: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+    # output not yet sent by a heartbeat
+    output: str = ""
+
+
+class Finished(msgspec.Struct, kw_only=True):
+    protocol: int = PROTOCOL
+    # what became of the job: FINISHED, ERROR, RETRY (queued again), or IGNORED when the
+    # run had already been stopped (paused, reset, deleted, timed out)
+    result: Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
+
+
+class WorkerProtocol(Controller):
+    path = "/workers"
+
+    @post("/register", status_code=200, summary="A worker process starts")
+    async def register(
+        self, core: CoreDep, request: Request[object, object, State], data: JSONBody[Register]
+    ) -> Registered:
+        ip = request.client.host if request.client else ""
+        await core.workers.register(data.name, ip, slots=data.slots, rules=data.affinity)
+        d = core.config.dispatch
+        return Registered(
+            name=data.name,
+            heartbeat_interval=1.0,
+            pick_wait=d.pick_wait,
+            worker_timeout=d.worker_timeout,
+        )
+
+    @post("/{name:str}/pick", status_code=200, summary="Wait for runs (long poll)")
+    async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
+        limit = core.config.dispatch.pick_wait
+        wait = limit if data.wait is None else min(data.wait, limit)
+        runs = await core.picks.pick(name, data.slots, wait)
+        if runs is None:
+            raise NotFound(f"worker {name!r} is not registered or is stopped")
+        return Picked(runs=runs)
+
+    @post("/{name:str}/heartbeat", status_code=200, summary="Report output and load")
+    async def heartbeat(
+        self, core: CoreDep, name: WorkerName, data: JSONBody[Heartbeat]
+    ) -> HeartbeatAnswer:
+        machine = Machine(
+            cpu=data.cpu, free_memory=data.free_memory, total_memory=data.total_memory
+        )
+        reports = [RunReport(r.event, r.output.encode()) for r in data.runs]
+        answers = await core.runs.heartbeat(name, machine, reports)
+        if answers is None:
+            raise NotFound(f"worker {name!r} is not registered")
+        return HeartbeatAnswer(
+            runs=[RunAnswer(event=a.event, action=a.action, reason=a.reason) for a in answers]
+        )
+
+    @post("/{name:str}/finish", status_code=200, summary="A run's process exited")
+    async def finish(self, core: CoreDep, name: WorkerName, data: JSONBody[Finish]) -> Finished:
+        if data.output:
+            await core.runs.heartbeat(
+                name, Machine(), [RunReport(data.event, data.output.encode())]
+            )
+        result = await core.runs.finish(name, data.event, data.exit_code)
+        return Finished(result=result)

@@ -1,0 +1,278 @@
+"""Dispatch: the planning pass that hands ready jobs to waiting workers, and the picks
+that wait for it.
+
+A worker's pick records its demand (free slots) and waits. A planning pass takes all the
+demand at once, narrows the queue in SQL to the best few jobs of each affinity set a
+worker may take, lets the policy hooks rank and admit them with the whole farm in view,
+and starts every assignment in one transaction. Waiting picks are woken through
+`LISTEN/NOTIFY`, so any server process may plan for a worker waiting on another.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import asyncpg
+import msgspec
+
+from core.config import Config
+from core.db import Conn, Database
+from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
+from core.plugins import Plugins
+from core.runs import Started, start_runs
+from core.sql import Queries
+from core.views import job_view
+
+Q = Queries("dispatch.sql")
+log = logging.getLogger("corral.dispatch")
+
+# workers served by one pass at most; the rest wait for the next, oldest first
+_MAX_DEMAND = 1000
+# pg_notify payloads must stay under 8000 bytes
+_PAYLOAD = 7000
+
+
+class Assignment(msgspec.Struct, frozen=True):
+    """A run handed to a worker's pick: what to run and where."""
+
+    event: int
+    job: int
+    title: str
+    command: str
+    dir: str
+    environment: str
+    user: str
+    progress_pattern: str
+    timeout: int
+
+
+class _Candidate(msgspec.Struct):
+    job: JobView
+    has_dependencies: bool
+
+
+class Planner:
+    def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
+        self._db = db
+        self._config = config
+        self._plugins = plugins
+
+    async def plan(self) -> list[Started]:
+        """One planning pass; the runs it started (none if another process is planning)."""
+        started = await self._db.transact(self._pass)
+        if started:
+            await self._db.read(lambda c: _notify_assigned(c, {s.worker for s in started}))
+        return started
+
+    async def _pass(self, conn: Conn) -> list[Started]:
+        if not await conn.fetchval(Q["try_lock_planner"]):
+            return []
+        demand = await conn.fetch(Q["demand"], _MAX_DEMAND)
+        if not demand:
+            return []
+        names = {r["id"]: r["name"] for r in await conn.fetch(Q["affinity_names"])}
+        workers = [_worker_view(r, names) for r in demand]
+        wanted = {r["name"]: int(r["wanted"]) for r in demand}
+        sets: list[list[int]] = [list(r["ids"]) for r in await conn.fetch(Q["ready_sets"])]
+        if not sets:
+            return []
+
+        # which worker may take which affinity set, at which rank: one hook call per pair
+        ranked: dict[str, list[tuple[int, int]]] = {}
+        rank_hook = self._plugins.hook.corral_affinity_rank
+        decides = self._plugins.implements("corral_affinity_rank")
+        for worker in workers:
+            pairs: list[tuple[int, int]] = []
+            for index, ids in enumerate(sets):
+                names_of_set = frozenset(names.get(i, str(i)) for i in ids)
+                rank = rank_hook(affinities=names_of_set, worker=worker) if decides else 0
+                if rank is not None:
+                    pairs.append((rank, index))
+            ranked[worker.name] = sorted(pairs)
+
+        # the best few of each set anyone may take
+        per_set = self._config.dispatch.candidates_per_slot * sum(wanted.values())
+        useful = sorted({index for pairs in ranked.values() for _, index in pairs})
+        queue: dict[int, list[_Candidate]] = {}
+        for index in useful:
+            rows = await conn.fetch(Q["ready_top"], sets[index], per_set)
+            queue[index] = [_Candidate(job_view(r, names), r["has_dependencies"]) for r in rows]
+        dependencies = await self._dependencies(conn, queue)
+        farm = await self._farm(conn)
+
+        taken: set[int] = set()
+        jobs: list[int] = []
+        assigned_to: list[str] = []
+        for worker in workers:
+            for job in self._choose(
+                worker, wanted[worker.name], ranked[worker.name], queue, taken, dependencies, farm
+            ):
+                taken.add(job.id)
+                jobs.append(job.id)
+                assigned_to.append(worker.name)
+                farm = _with_run(farm, job)
+        if not jobs:
+            return []
+        return await start_runs(conn, jobs, assigned_to)
+
+    def _choose(
+        self,
+        worker: WorkerView,
+        slots: int,
+        ranked: list[tuple[int, int]],
+        queue: dict[int, list[_Candidate]],
+        taken: set[int],
+        dependencies: dict[int, list[DependencyView]],
+        farm: FarmView,
+    ) -> list[JobView]:
+        hook = self._plugins.hook
+        admit_hooks = self._plugins.implements("corral_admit")
+        by_rank: dict[int, list[_Candidate]] = defaultdict(list)
+        for rank, index in ranked:
+            by_rank[rank].extend(c for c in queue[index] if c.job.id not in taken)
+        chosen: list[JobView] = []
+        for rank in sorted(by_rank):
+            candidates = by_rank[rank]
+            ordered = hook.corral_order(candidates=[c.job for c in candidates], worker=worker)
+            has_deps = {c.job.id for c in candidates if c.has_dependencies}
+            jobs = (
+                list(ordered)
+                if ordered is not None
+                else sorted((c.job for c in candidates), key=lambda j: j.id)
+            )
+            for job in jobs:
+                if len(chosen) == slots:
+                    return chosen
+                if job.id in has_deps:
+                    met = hook.corral_dependencies_met(
+                        job=job, dependencies=dependencies.get(job.id, [])
+                    )
+                    if met is False:
+                        continue
+                if admit_hooks:
+                    reasons = [r for r in hook.corral_admit(job=job, worker=worker, farm=farm) if r]
+                    if reasons:
+                        continue
+                chosen.append(job)
+                farm = _with_run(farm, job)
+        return chosen
+
+    async def _dependencies(
+        self, conn: Conn, queue: dict[int, list[_Candidate]]
+    ) -> dict[int, list[DependencyView]]:
+        ids = [c.job.id for cands in queue.values() for c in cands if c.has_dependencies]
+        found: dict[int, list[DependencyView]] = defaultdict(list)
+        if ids:
+            for r in await conn.fetch(Q["dependencies_of"], ids):
+                found[r["job_id"]].append(
+                    DependencyView(id=r["id"], title=r["title"], state=r["state"])
+                )
+        return found
+
+    async def _farm(self, conn: Conn) -> FarmView:
+        if not self._plugins.implements("corral_admit"):
+            return FarmView(running_by_tag={}, running_by_user={}, running=0)
+        by_tag = {r["tag"]: r["n"] for r in await conn.fetch(Q["running_by_tag"])}
+        by_user = {r["user_name"]: r["n"] for r in await conn.fetch(Q["running_by_user"])}
+        return FarmView(
+            running_by_tag=by_tag, running_by_user=by_user, running=sum(by_user.values())
+        )
+
+
+class Picks:
+    """The picks waiting in this process, woken when the planner assigns their worker."""
+
+    def __init__(self, db: Database, config: Config) -> None:
+        self._db = db
+        self._config = config
+        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def assigned(self, workers: Sequence[str]) -> None:
+        """The planner (in any process) assigned runs to these workers."""
+        for name in workers:
+            for event in self._waiting.get(name, ()):
+                event.set()
+
+    async def pick(self, worker: str, slots: int, wait: float) -> list[Assignment] | None:
+        """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
+        worker is unknown or stopped."""
+        ready = await self._deliver(worker)
+        if ready:
+            return ready
+        wake = asyncio.Event()
+        self._waiting[worker].add(wake)
+        try:
+            wanted = await self._db.transact(lambda c: _want(c, worker, slots))
+            if not wanted:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=wait)
+            ready = await self._deliver(worker)
+            if not ready:
+                await self._db.transact(lambda c: c.execute(Q["unwant"], worker))
+                # a run assigned between the last look and giving up
+                ready = await self._deliver(worker)
+            return ready
+        finally:
+            self._waiting[worker].discard(wake)
+            if not self._waiting[worker]:
+                del self._waiting[worker]
+
+    async def _deliver(self, worker: str) -> list[Assignment]:
+        async def work(conn: Conn) -> list[Assignment]:
+            return [_assignment(r) for r in await conn.fetch(Q["deliver"], worker)]
+
+        return await self._db.transact(work)
+
+
+async def _want(conn: Conn, worker: str, slots: int) -> bool:
+    if await conn.fetchval(Q["want"], worker, slots) is None:
+        return False
+    await conn.execute(Q["wake_planner"])
+    return True
+
+
+async def _notify_assigned(conn: Conn, workers: set[str]) -> None:
+    batch: list[str] = []
+    size = 0
+    for name in sorted(workers):
+        if batch and size + len(name) + 1 > _PAYLOAD:
+            await conn.execute(Q["notify_assigned"], "\n".join(batch))
+            batch, size = [], 0
+        batch.append(name)
+        size += len(name.encode()) + 1
+    if batch:
+        await conn.execute(Q["notify_assigned"], "\n".join(batch))
+
+
+def _worker_view(row: asyncpg.Record, names: dict[int, str]) -> WorkerView:
+    rules = tuple(
+        frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in row["rules"]
+    )
+    return WorkerView(name=row["name"], rules=rules, slots=row["slots"], running=row["running"])
+
+
+def _with_run(farm: FarmView, job: JobView) -> FarmView:
+    by_tag = Counter(farm.running_by_tag)
+    by_tag.update(job.tags)
+    by_user = Counter(farm.running_by_user)
+    by_user[job.user] += 1
+    return FarmView(
+        running_by_tag=dict(by_tag), running_by_user=dict(by_user), running=farm.running + 1
+    )
+
+
+def _assignment(row: asyncpg.Record) -> Assignment:
+    return Assignment(
+        event=row["event"],
+        job=row["job"],
+        title=row["title"],
+        command=row["command"],
+        dir=row["dir"],
+        environment=row["environment"],
+        user=row["user_name"],
+        progress_pattern=row["progress_pattern"],
+        timeout=row["timeout"],
+    )

@@ -1,0 +1,87 @@
+-- Dispatch: the demand of waiting workers, the ready queue, and handing runs over.
+
+-- name: try_lock_planner
+-- one planner at a time across every server process on this database
+SELECT pg_try_advisory_xact_lock(7221, 1);
+
+-- name: demand
+-- workers waiting for work, longest waiting first, with their ordered rules
+SELECT w.name, w.wanted, w.slots,
+       (SELECT count(*) FROM events e WHERE e.worker = w.name AND e.state = 'WORKING')::integer
+           AS running,
+       coalesce((SELECT array_agg(array_to_string(r.affinity_ids, ',') ORDER BY r.rank)
+                   FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules
+  FROM workers w
+ WHERE w.wanted > 0 AND w.active AND w.state <> 'TIMEOUT'
+ ORDER BY w.wanted_at
+ LIMIT $1;
+
+-- name: affinity_names
+SELECT id, name FROM affinities;
+
+-- name: ready_sets
+-- the distinct affinity sets of the ready queue, one index probe each
+WITH RECURSIVE sets (ids) AS (
+    (SELECT affinity_ids FROM jobs
+      WHERE state = 'WAITING' AND NOT paused AND command <> '' AND held_until = 0
+      ORDER BY affinity_ids LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.affinity_ids FROM jobs j
+             WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
+               AND j.affinity_ids > sets.ids
+             ORDER BY j.affinity_ids LIMIT 1)
+      FROM sets WHERE sets.ids IS NOT NULL
+)
+SELECT ids FROM sets WHERE ids IS NOT NULL;
+
+-- name: ready_top
+-- the best $2 ready jobs with the affinity set $1, by hierarchical priority then id
+SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
+       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout,
+       EXISTS (SELECT 1 FROM dependencies d WHERE d.job_id = j.id) AS has_dependencies
+  FROM jobs j
+ WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
+   AND j.affinity_ids = $1
+ ORDER BY j.prio_path DESC, j.id
+ LIMIT $2;
+
+-- name: dependencies_of
+SELECT d.job_id, t.id, t.title, t.state
+  FROM dependencies d JOIN jobs t ON t.id = d.depends_on
+ WHERE d.job_id = ANY ($1::bigint[]);
+
+-- name: running_by_tag
+SELECT t.tag, count(*)::integer AS n
+  FROM jobs j, unnest(j.tags) AS t (tag)
+ WHERE j.state = 'WORKING'
+ GROUP BY t.tag;
+
+-- name: running_by_user
+SELECT user_name, count(*)::integer AS n FROM jobs WHERE state = 'WORKING' GROUP BY user_name;
+
+-- name: want
+-- a pick waits: the worker wants `$2` more jobs
+UPDATE workers
+   SET wanted = $2, wanted_at = corral_epoch(), ping_time = corral_epoch(),
+       state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
+ WHERE name = $1 AND active
+RETURNING name;
+
+-- name: wake_planner
+SELECT pg_notify('corral_dispatch', '');
+
+-- name: unwant
+UPDATE workers SET wanted = 0 WHERE name = $1;
+
+-- name: deliver
+-- the runs assigned to a worker and not handed over yet
+UPDATE events e
+   SET delivered = true
+  FROM jobs j
+ WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
+   AND j.id = e.job_id AND j.current_event = e.id
+RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
+          j.user_name, j.progress_pattern, j.timeout;
+
+-- name: notify_assigned
+SELECT pg_notify('corral_assigned', $1);

@@ -1,0 +1,271 @@
+"""The render-node agent: registers, picks work, runs it, streams its output, reports how
+it ended, and keeps going through server outages without losing a result."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from worker import protocol as p
+from worker.machine import CpuMeter, memory_mb
+
+log = logging.getLogger("corral.worker")
+T = TypeVar("T")
+
+# seconds a stopped process gets between SIGTERM and SIGKILL
+KILL_GRACE = 5.0
+# backoff while the server cannot be reached: from 0.5 s doubling up to 30 s
+_BACKOFF_START = 0.5
+_BACKOFF_MAX = 30.0
+# idle workers heartbeat less often than busy ones
+_IDLE_HEARTBEAT = 5.0
+
+
+class ProtocolError(Exception):
+    """The server refused a request: a bug or a misconfiguration, not an outage."""
+
+
+@dataclass
+class Run:
+    assignment: p.Assignment
+    process: asyncio.subprocess.Process | None = None
+    output: bytearray = field(default_factory=bytearray)
+    stopping: str = ""
+
+
+class Agent:
+    def __init__(self, server: str, name: str, affinity: str, slots: int) -> None:
+        self.server = server.rstrip("/")
+        self.name = name
+        self.affinity = affinity
+        self.slots = slots
+        self.runs: dict[int, Run] = {}
+        self._finishes: asyncio.Queue[p.Finish] = asyncio.Queue()
+        self._slot_free = asyncio.Event()
+        self._cpu = CpuMeter()
+        self._settings: p.Registered | None = None
+        self._http: httpx.AsyncClient | None = None
+        # held while output is on its way in a heartbeat, so a run ending meanwhile does
+        # not send the same output again with its exit code
+        self._sending = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Work until cancelled; on the way out, stop the running processes."""
+        async with httpx.AsyncClient(base_url=self.server, timeout=30.0) as http:
+            self._http = http
+            await self._register()
+            tasks = [
+                asyncio.create_task(self._pick_loop(), name="pick"),
+                asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+                asyncio.create_task(self._finish_loop(), name="finish"),
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for run in list(self.runs.values()):
+                    await self._kill(run, "worker shutting down")
+
+    # -- talking to the server ----------------------------------------------------------
+
+    async def _call(
+        self, path: str, body: msgspec.Struct, answer: type[T], seconds: float = 30.0
+    ) -> T:
+        """POST `body`, retrying with backoff while the server is unreachable or failing;
+        a 4xx is a ProtocolError."""
+        assert self._http is not None
+        delay = _BACKOFF_START
+        payload = msgspec.json.encode(body)
+        while True:
+            try:
+                response = await self._http.post(
+                    path,
+                    content=payload,
+                    headers={"content-type": "application/json"},
+                    timeout=seconds,
+                )
+            except httpx.TransportError as exc:
+                log.warning(
+                    "server unreachable (%s); retrying in %.1f s", exc.__class__.__name__, delay
+                )
+            else:
+                if response.status_code < 300:
+                    return msgspec.json.decode(response.content, type=answer)
+                if response.status_code < 500:
+                    raise ProtocolError(f"{path}: {response.status_code} {response.text}")
+                log.warning(
+                    "server error %s on %s; retrying in %.1f s", response.status_code, path, delay
+                )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, _BACKOFF_MAX)
+
+    async def _register(self) -> None:
+        self._settings = await self._call(
+            "/api/v2/workers/register",
+            p.Register(name=self.name, affinity=self.affinity, slots=self.slots),
+            p.Registered,
+        )
+        log.info("registered as %s with %d slot(s) at %s", self.name, self.slots, self.server)
+
+    def _path(self, verb: str) -> str:
+        return f"/api/v2/workers/{quote(self.name, safe='')}/{verb}"
+
+    # -- picking ------------------------------------------------------------------------
+
+    async def _pick_loop(self) -> None:
+        while True:
+            free = self.slots - len(self.runs)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            assert self._settings is not None
+            wait = self._settings.pick_wait
+            try:
+                picked = await self._call(
+                    self._path("pick"), p.Pick(slots=free, wait=wait), p.Picked, seconds=wait + 30
+                )
+            except ProtocolError as exc:
+                # stopped, removed, or the server forgot us: register again and carry on
+                log.warning("pick refused (%s); registering again", exc)
+                await asyncio.sleep(_BACKOFF_START)
+                await self._register()
+                continue
+            for assignment in picked.runs:
+                run = Run(assignment)
+                self.runs[assignment.event] = run
+                self._spawn(self._execute(run))
+
+    # -- running ------------------------------------------------------------------------
+
+    async def _execute(self, run: Run) -> None:
+        a = run.assignment
+        log.info("job %d (%s) starts: %s", a.job, a.title, a.command)
+        env = {**os.environ, **_environment(a.environment)}
+        try:
+            run.process = await asyncio.create_subprocess_shell(
+                a.command,
+                cwd=a.dir or None,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                # its own process group, so stopping it stops everything it started
+                start_new_session=True,
+            )
+        except OSError as exc:
+            run.output += f"corral worker: cannot start the command: {exc}\n".encode()
+            await self._finished(run, 127)
+            return
+        assert run.process.stdout is not None
+        while chunk := await run.process.stdout.read(65536):
+            run.output += chunk
+        code = await run.process.wait()
+        await self._finished(run, code)
+
+    async def _finished(self, run: Run, code: int) -> None:
+        a = run.assignment
+        stopped = f" ({run.stopping})" if run.stopping else ""
+        log.info("job %d ends with exit code %d%s", a.job, code, stopped)
+        async with self._sending:
+            output = run.output.decode("utf-8", errors="replace")
+            run.output.clear()
+            self.runs.pop(a.event, None)
+        await self._finishes.put(p.Finish(event=a.event, exit_code=code, output=output))
+        self._slot_free.set()
+
+    async def _kill(self, run: Run, reason: str) -> None:
+        if run.stopping or run.process is None or run.process.returncode is not None:
+            return
+        run.stopping = reason
+        log.info("stopping job %d: %s", run.assignment.job, reason)
+        pgid = run.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(run.process.wait(), KILL_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reporting ----------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._settings is not None
+        while True:
+            busy = bool(self.runs)
+            await asyncio.sleep(self._settings.heartbeat_interval if busy else _IDLE_HEARTBEAT)
+            async with self._sending:
+                sent: dict[int, int] = {}
+                reports = []
+                for event, run in self.runs.items():
+                    sent[event] = len(run.output)
+                    text = bytes(run.output).decode("utf-8", errors="replace")
+                    reports.append(p.RunHeartbeat(event=event, output=text))
+                memory = memory_mb()
+                beat = p.Heartbeat(
+                    runs=reports,
+                    cpu=self._cpu.read(),
+                    free_memory=memory[0] if memory else None,
+                    total_memory=memory[1] if memory else None,
+                )
+                try:
+                    answer = await self._call(self._path("heartbeat"), beat, p.HeartbeatAnswer)
+                except ProtocolError as exc:
+                    log.warning("heartbeat refused (%s)", exc)
+                    continue
+                for event, size in sent.items():
+                    del self.runs[event].output[:size]
+            for reply in answer.runs:
+                stopped = self.runs.get(reply.event)
+                if reply.action == "stop" and stopped is not None:
+                    self._spawn(self._kill(stopped, reply.reason or "stopped by the server"))
+
+    async def _finish_loop(self) -> None:
+        while True:
+            finish = await self._finishes.get()
+            try:
+                done = await self._call(self._path("finish"), finish, p.Finished)
+                log.info("run %d reported: %s", finish.event, done.result)
+            except ProtocolError as exc:
+                log.error("the server refused the end of run %d: %s", finish.event, exc)
+
+
+def _environment(text: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip():
+            env[name.strip()] = value
+    return env
+
+
+def run_agent(server: str, name: str, affinity: str, slots: int) -> None:
+    """Run an agent until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        agent = Agent(server, name, affinity, slots)
+        task = asyncio.create_task(agent.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
