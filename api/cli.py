@@ -21,7 +21,6 @@ from core.plugins import Plugins
 from worker import commands
 from worker.agent import run_agent
 
-
 # pgserver asks platformdirs for a runtime directory it does not need here
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
