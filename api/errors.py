@@ -4,7 +4,7 @@ import logging
 
 from litestar import Request, Response
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from core.errors import CorralError
@@ -17,15 +17,33 @@ def _corral_error(request: Request[object, object, State], exc: CorralError) -> 
 
 
 def _unexpected(request: Request[object, object, State], exc: Exception) -> Response[object]:
+    if isinstance(exc, ValidationException):
+        return Response(
+            {"status_code": 400, "detail": _describe(exc), **_extra(exc)}, status_code=400
+        )
     if isinstance(exc, HTTPException):
         return Response(
             {"status_code": exc.status_code, "detail": exc.detail, **_extra(exc)},
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
     # a bug: say so without leaking internals, keep the trace for the operator
     log.exception("internal error on %s %s", request.method, request.url.path)
     return Response({"status_code": 500, "detail": "internal server error"}, status_code=500)
+
+
+def _describe(exc: ValidationException) -> str:
+    """Say which parameter was wrong and how, not only that something was."""
+    problems: list[str] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            key, message = item.get("key"), item.get("message", "")
+            if key == "data" and message == "'data'":
+                # what Litestar says when a handler's body is missing altogether
+                message = "a JSON request body is required"
+            problems.append(f"{key}: {message}" if key and key != "data" else str(message))
+    return "; ".join(problems) or str(exc.detail)
 
 
 def _extra(exc: HTTPException) -> dict[str, object]:

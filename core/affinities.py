@@ -77,6 +77,7 @@ async def set_slots(conn: Conn, changes: dict[str, str]) -> None:
     await conn.execute(Q["delete_slots"], changed)
     named = [s for s in changed if wanted[s]]
     await conn.execute(Q["insert_slots"], named, [wanted[s] for s in named])
+    await conn.execute(Q["reserve_slots"], named)
 
 
 class Affinities:

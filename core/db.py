@@ -10,12 +10,16 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from core.errors import Invalid
+
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 T = TypeVar("T")
 
 # Deadlocks between writers touching the same groups are expected under load (a finish
 # locks a leaf then its ancestors, a pause locks a subtree): the loser runs again.
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# PostgreSQL refuses these characters in text: the request carried them
+_BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 _ATTEMPTS = 8
 
 
@@ -39,6 +43,8 @@ class Database:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     return await work(conn)
+            except _BAD_TEXT:
+                raise Invalid("text must not contain NUL characters") from None
             except _RETRYABLE:
                 if attempt == _ATTEMPTS - 1:
                     raise
@@ -48,4 +54,7 @@ class Database:
     async def read(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run read-only `work` on one connection (one snapshot per statement)."""
         async with self.pool.acquire() as conn:
-            return await work(conn)
+            try:
+                return await work(conn)
+            except _BAD_TEXT:
+                raise Invalid("text must not contain NUL characters") from None

@@ -67,7 +67,8 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: str = ""
     dir: str = ""
     environment: Environment = ""
-    # only PAUSED has an effect (the job is created paused); the server decides the rest
+    # PAUSED creates the job paused; any other state name is accepted and ignored (a client
+    # may send back a job it read), since the server decides whether a job waits or runs
     state: JobState = "WAITING"
     paused: bool | int = False
     retry: Count = 0

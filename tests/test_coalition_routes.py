@@ -31,11 +31,10 @@ def config(request: pytest.FixtureRequest) -> Config:
     return given
 
 
-def legacy_slots(**named: str) -> dict[str, str]:
+def legacy_slots(named: dict[int, str] | None = None) -> dict[str, str]:
     """The body the legacy client sends to POST /api/affinities: all 64 slots, most empty."""
-    body = {str(slot): "" for slot in range(1, 65)}
-    body.update({slot.lstrip("_"): name for slot, name in named.items()})
-    return body
+    named = named or {}
+    return {str(slot): named.get(slot, "") for slot in range(1, 65)}
 
 
 def counters(api: httpx.Client, job_id: int, keys: tuple[str, ...] = COUNTERS) -> dict[str, Any]:
@@ -140,7 +139,7 @@ def test_affinities_take_the_legacy_client_body_and_list_only_named_slots(
     api: httpx.Client,
 ) -> None:
     assert api.get("/api/affinities").json() == {}
-    body = legacy_slots(_1="linux", _2="gpu")
+    body = legacy_slots({1: "linux", 2: "gpu"})
     assert len(body) == 64
     ok(api.post("/api/affinities", json=body))
     response = api.get("/api/affinities")
@@ -153,10 +152,10 @@ def test_affinities_take_the_legacy_client_body_and_list_only_named_slots(
 
 
 def test_renaming_a_slot_renames_it_in_the_jobs_that_use_it(api: httpx.Client) -> None:
-    ok(api.post("/api/affinities", json=legacy_slots(_1="linux", _2="gpu")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "linux", 2: "gpu"})))
     both = submit(api, title="both", command="x", affinity="linux,gpu")
     only_linux = submit(api, title="linux", command="x", affinity="linux")
-    ok(api.post("/api/affinities", json=legacy_slots(_1="debian", _2="gpu")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "debian", 2: "gpu"})))
     assert api.get("/api/affinities").json() == {"1": "debian", "2": "gpu"}
     assert get(api, both)["affinity"] == "debian,gpu"
     assert get(api, only_linux)["affinity"] == "debian"
@@ -167,9 +166,9 @@ def test_renaming_a_slot_renames_it_in_the_jobs_that_use_it(api: httpx.Client) -
 
 
 def test_clearing_a_slot_removes_its_name(api: httpx.Client) -> None:
-    ok(api.post("/api/affinities", json=legacy_slots(_1="linux", _2="gpu")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "linux", 2: "gpu"})))
     both = submit(api, title="both", command="x", affinity="linux,gpu")
-    ok(api.post("/api/affinities", json=legacy_slots(_1="linux", _2="")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "linux", 2: ""})))
     assert api.get("/api/affinities").json() == {"1": "linux"}
     assert get(api, both)["affinity"] == "linux"
     # clearing the last one
@@ -181,9 +180,9 @@ def test_clearing_a_slot_removes_its_name(api: httpx.Client) -> None:
 def test_a_cleared_slot_does_not_come_back_in_the_jobs_that_used_it(api: httpx.Client) -> None:
     """Once "gpu" is cleared, a name that later takes its slot must not show up (or count
     for dispatch) in the jobs that had "gpu"."""
-    ok(api.post("/api/affinities", json=legacy_slots(_1="linux", _2="gpu")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "linux", 2: "gpu"})))
     old = submit(api, title="old", command="x", affinity="linux,gpu")
-    ok(api.post("/api/affinities", json=legacy_slots(_1="linux", _2="")))
+    ok(api.post("/api/affinities", json=legacy_slots({1: "linux", 2: ""})))
     assert get(api, old)["affinity"] == "linux"
     new = submit(api, title="new", command="x", affinity="cuda")
     assert get(api, new)["affinity"] == "cuda"

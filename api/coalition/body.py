@@ -7,9 +7,9 @@ one more chance with exactly those two liberties rewritten; anything else stays 
 
 from typing import Any
 
-from litestar import Request
 from litestar.exceptions import SerializationException
-from litestar.serialization import decode_json
+
+from api.body import CorralRequest
 
 _SPACE = b" \t\r\n"
 _DIGITS = b"0123456789"
@@ -70,17 +70,15 @@ def _last_significant(out: bytearray) -> int | None:
     return None
 
 
-class CoalitionRequest(Request[Any, Any, Any]):
-    async def json(self) -> Any:
-        body = await self.body()
-        decoders = self.route_handler.resolve_type_decoders()
+class CoalitionRequest(CorralRequest):
+    def _decode(self, body: bytes) -> Any:
         try:
-            return decode_json(body or b"null", type_decoders=decoders)
+            return super()._decode(body)
         except SerializationException as strict_error:
             relaxed = relax(body)
             if relaxed == body:
                 raise
             try:
-                return decode_json(relaxed, type_decoders=decoders)
+                return super()._decode(relaxed)
             except SerializationException:
                 raise strict_error from None

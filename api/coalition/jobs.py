@@ -7,6 +7,7 @@ from litestar import Controller, MediaType, Response, delete, get, post, put
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from api.coalition.params import CoreDep, JobIdPath, JobIds
+from core.errors import Invalid
 from core.jobs import DistinctField
 from core.models import ChildDependency, Job, JobEdit, JobId, JobSpec
 from core.service import Core
@@ -124,14 +125,24 @@ class JobsController(Controller):
         self,
         core: CoreDep,
         where_clause: FromQuery[str] = "",
-        min_row: Annotated[int, QueryParameter(name="min", ge=0, le=2**31 - 1)] = 0,
-        max_row: Annotated[int | None, QueryParameter(name="max", ge=0, le=2**31 - 1)] = None,
+        min_row: Annotated[str, QueryParameter(name="min", description="first row (0)")] = "",
+        max_row: Annotated[str, QueryParameter(name="max", description="row after the last")] = "",
     ) -> list[Job]:
-        return await core.jobs.where(where_clause, min_row, max_row)
+        # the legacy page sends empty values for "from the start" and "to the end"
+        first = _row(min_row, "min") or 0
+        return await core.jobs.where(where_clause, first, _row(max_row, "max"))
 
     @get("/jobs/count/where", summary="How many jobs match a filter")
     async def count_where(self, core: CoreDep, where_clause: FromQuery[str] = "") -> int:
         return await core.jobs.count_where(where_clause)
+
+
+def _row(text: str, name: str) -> int | None:
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) > 2**31 - 1:
+        raise Invalid(f"{name} must be a row number, not {text!r}")
+    return int(text)
 
 
 async def _distinct(core: Core, field: DistinctField) -> Distinct:

@@ -2,8 +2,14 @@
 
 from litestar import Router
 
+from api.body import CorralRequest
 from api.native.workers import WorkerProtocol
 
 
 def native_router() -> Router:
-    return Router(path="/api/v2", route_handlers=[WorkerProtocol], tags=["worker protocol"])
+    return Router(
+        path="/api/v2",
+        route_handlers=[WorkerProtocol],
+        request_class=CorralRequest,
+        tags=["worker protocol"],
+    )

@@ -11,10 +11,11 @@ SELECT id, name FROM affinities WHERE name = ANY ($1::text[]);
 SELECT pg_advisory_xact_lock(7221);
 
 -- name: insert_names
--- new names take the slots after the highest one in use
+-- new names take slot numbers never used before
 INSERT INTO affinities (id, name)
-SELECT coalesce((SELECT max(id) FROM affinities), 0) + n.ord, n.name
+SELECT nextval('affinity_auto_ids'), n.name
   FROM unnest($1::text[]) WITH ORDINALITY AS n (name, ord)
+ ORDER BY n.ord
 RETURNING id, name;
 
 -- name: delete_slots
@@ -23,3 +24,10 @@ DELETE FROM affinities WHERE id = ANY ($1::integer[]);
 -- name: insert_slots
 INSERT INTO affinities (id, name)
 SELECT unnest($1::integer[]), unnest($2::text[]);
+
+-- name: reserve_slots
+-- slots named by hand are never handed out to new names
+SELECT setval('affinity_auto_ids',
+              greatest((SELECT last_value FROM affinity_auto_ids), max(s)))
+  FROM unnest($1::integer[]) AS s
+HAVING count(*) > 0;
