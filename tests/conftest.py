@@ -131,3 +131,6 @@ def api(config: Config, database_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+pytest_plugins = ["tests.processes"]

@@ -2,13 +2,7 @@
 errors, migrations, and a clean stop."""
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -18,73 +12,20 @@ from pgserver.postgres_server import PostgresServer
 
 from core import migrate
 from tests.conftest import Sql
-
-CORRAL = [sys.executable, "-m", "api.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Served:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [*CORRAL, "serve", "--port", str(self.port), *args],
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"corral serve exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/api/jobs").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("corral serve did not answer")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def output(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.read()
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for s in started:
-        if s.process.poll() is None:
-            s.process.kill()
-            s.process.wait()
+from tests.processes import CORRAL, Processes
 
 
 def test_serve_on_a_database_url_and_stop_on_sigterm(
-    served: list[Served], database_url: str
+    processes: Processes, database_url: str
 ) -> None:
-    server = Served(["--database-url", database_url])
-    served.append(server)
+    server = processes.serve(["--database-url", database_url])
     server.wait_ready()
     assert httpx.put(f"{server.url}/api/jobs", json={"title": "t"}).json() == 1
     assert server.stop() == 0
 
 
-def test_database_url_from_the_environment(served: list[Served], database_url: str) -> None:
-    server = Served([], env={"CORRAL_DATABASE_URL": database_url})
-    served.append(server)
+def test_database_url_from_the_environment(processes: Processes, database_url: str) -> None:
+    server = processes.serve([], env={"CORRAL_DATABASE_URL": database_url})
     server.wait_ready()
     httpx.put(f"{server.url}/api/jobs", json={"title": "from env"})
     assert Sql(database_url).fetchval("SELECT title FROM jobs") == "from env"
@@ -92,19 +33,17 @@ def test_database_url_from_the_environment(served: list[Served], database_url: s
 
 
 def test_embedded_postgres_keeps_jobs_across_restarts_and_stops_cleanly(
-    served: list[Served], tmp_path: Path
+    processes: Processes, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    first = Served(["--data-dir", str(data)])
-    served.append(first)
+    first = processes.serve(["--data-dir", str(data)])
     first.wait_ready()
     job_id = httpx.put(f"{first.url}/api/jobs", json={"title": "kept"}).json()
     assert first.stop() == 0
     pid_file = data / "pg" / "postmaster.pid"
     assert not pid_file.exists(), "the embedded PostgreSQL is stopped with the server"
 
-    second = Served(["--data-dir", str(data)])
-    served.append(second)
+    second = processes.serve(["--data-dir", str(data)])
     second.wait_ready()
     assert httpx.get(f"{second.url}/api/jobs/{job_id}").json()["title"] == "kept"
     assert second.stop() == 0
@@ -137,12 +76,11 @@ def test_a_bad_config_file_stops_start_up_naming_the_key(
 
 
 def test_config_file_settings_apply(
-    served: list[Served], tmp_path: Path, database_url: str
+    processes: Processes, tmp_path: Path, database_url: str
 ) -> None:
     config = tmp_path / "corral.toml"
     config.write_text(f'[server]\ndatabase_url = "{database_url}"\n\n[limits]\nmax_depth = 2\n')
-    server = Served(["--config", str(config)])
-    served.append(server)
+    server = processes.serve(["--config", str(config)])
     server.wait_ready()
     root = httpx.put(f"{server.url}/api/jobs", json={"title": "root"}).json()
     child = httpx.put(f"{server.url}/api/jobs", json={"title": "child", "parent": root}).json()
