@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/corral serve $(ARGS)
+	$(BIN)/corral serve --local-worker $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -197,18 +197,20 @@ class Picks:
 
     async def pick(self, worker: str, slots: int, wait: float) -> list[Assignment] | None:
         """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
-        worker is unknown or stopped."""
+        worker is unknown. A stopped worker gets nothing until it is started again."""
         ready = await self._deliver(worker)
         if ready:
             return ready
         wake = asyncio.Event()
         self._waiting[worker].add(wake)
         try:
-            wanted = await self._db.transact(lambda c: _want(c, worker, slots))
-            if not wanted:
+            active = await self._db.transact(lambda c: _want(c, worker, slots))
+            if active is None:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=wait)
+            if not active:
+                return []
             ready = await self._deliver(worker)
             if not ready:
                 await self._db.transact(lambda c: c.execute(Q["unwant"], worker))
@@ -227,11 +229,11 @@ class Picks:
         return await self._db.transact(work)
 
 
-async def _want(conn: Conn, worker: str, slots: int) -> bool:
-    if await conn.fetchval(Q["want"], worker, slots) is None:
-        return False
-    await conn.execute(Q["wake_planner"])
-    return True
+async def _want(conn: Conn, worker: str, slots: int) -> bool | None:
+    active: bool | None = await conn.fetchval(Q["want"], worker, slots)
+    if active:
+        await conn.execute(Q["wake_planner"])
+    return active
 
 
 async def _notify_assigned(conn: Conn, workers: set[str]) -> None:

@@ -125,7 +125,7 @@ class WorkerProtocol(Controller):
         wait = limit if data.wait is None else min(data.wait, limit)
         runs = await core.picks.pick(name, data.slots, wait)
         if runs is None:
-            raise NotFound(f"worker {name!r} is not registered or is stopped")
+            raise NotFound(f"worker {name!r} is not registered")
         return Picked(runs=runs)
 
     @post("/{name:str}/heartbeat", status_code=200, summary="Report output and load")

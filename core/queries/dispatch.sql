@@ -60,12 +60,14 @@ SELECT t.tag, count(*)::integer AS n
 SELECT user_name, count(*)::integer AS n FROM jobs WHERE state = 'WORKING' GROUP BY user_name;
 
 -- name: want
--- a pick waits: the worker wants `$2` more jobs
+-- a pick waits: the worker wants `$2` more jobs (none while it is stopped). Answers
+-- whether it is active, nothing for an unknown worker.
 UPDATE workers
-   SET wanted = $2, wanted_at = corral_epoch(), ping_time = corral_epoch(),
+   SET wanted = CASE WHEN active THEN $2 ELSE 0 END,
+       wanted_at = corral_epoch(), ping_time = corral_epoch(),
        state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
- WHERE name = $1 AND active
-RETURNING name;
+ WHERE name = $1
+RETURNING active;
 
 -- name: wake_planner
 SELECT pg_notify('corral_dispatch', '');
