@@ -157,6 +157,8 @@ class Worker(msgspec.Struct, kw_only=True):
     free_memory: int
     total_memory: int
     active: int
+    # jobs it runs at once
+    slots: int
 
 
 class WorkerEdit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -15,6 +15,7 @@ import msgspec
 from core import progress
 from core.config import Config
 from core.db import Conn, Database
+from core.errors import NotFound
 from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView
 from core.plugins import Plugins
 from core.sql import Queries
@@ -85,6 +86,8 @@ class Runs:
         async def work(conn: Conn) -> tuple[FinishResult, JobView | None, JobState]:
             row = await conn.fetchrow(Q["lock_run"], event, worker)
             if row is None:
+                if worker is not None and await conn.fetchval(Q["worker_known"], worker) is None:
+                    raise NotFound(f"worker {worker!r} is not registered")
                 return "IGNORED", None, "WORKING"
             job = await self._job(conn, row)
             if exit_code == 0:
@@ -235,7 +238,7 @@ class Runs:
         figure: float | None = None
         if output:
             if pattern:
-                tail: bytes = await conn.fetchval(Q["log_tail"], job, progress.TAIL_BYTES) or b""
+                tail = bytes(await conn.fetchval(Q["log_tail"], job))[-progress.TAIL_BYTES :]
                 figure = progress.parse(
                     pattern,
                     tail.decode("utf-8", errors="replace"),

@@ -62,6 +62,14 @@ class Workers:
 
         await self._db.transact(work)
 
+    async def drop_runs(self, name: str, reason: str) -> None:
+        """The worker no longer runs what it was given: those jobs go back to the queue."""
+
+        async def work(conn: Conn) -> None:
+            await conn.execute(RUNS["interrupt_runs"], [], [name], "CANCELED", reason)
+
+        await self._db.transact(work)
+
     async def set_rules(self, name: str, text: str) -> None:
         await self._db.transact(lambda c: self._set_rules(c, name, text))
 
@@ -143,4 +151,5 @@ def _worker(row: asyncpg.Record) -> Worker:
         free_memory=row["free_memory"],
         total_memory=row["total_memory"],
         active=int(row["active"]),
+        slots=row["slots"],
     )

@@ -131,8 +131,8 @@ def test_pickjob_answers_the_job_tuple(api: httpx.Client) -> None:
     assert shown["worker"] == "legacy-1"
     assert [e["state"] for e in events_of(api, job)] == ["WORKING"]
     assert worker_row(api, "legacy-1")["state"] == "WORKING"
-    # handed over once
-    assert pickjob(api, "legacy-1") == NOTHING
+    # handed over once: another worker asking gets nothing
+    assert pickjob(api, "legacy-2") == NOTHING
 
 
 def test_the_environment_arrives_with_backslash_n_between_pairs(api: httpx.Client) -> None:
@@ -173,9 +173,9 @@ def test_a_job_without_environment_sends_an_empty_text(api: httpx.Client) -> Non
 def test_a_command_round_trips_exactly_through_literal_eval(
     api: httpx.Client, command: str
 ) -> None:
-    job = submit(api, title="quotes", command=command, dir="/d'ir \"x\" \\y", user="o'brien")
+    job = submit(api, title="quotes", command=command, dir='/d\'ir "x" \\y', user="o'brien")
     answer = pick_until_job(api, "legacy-1")
-    assert answer == (job, command, "/d'ir \"x\" \\y", "o'brien", "")
+    assert answer == (job, command, '/d\'ir "x" \\y', "o'brien", "")
 
 
 def test_pickjob_takes_its_arguments_from_the_query_string(api: httpx.Client) -> None:
@@ -200,7 +200,9 @@ def test_pickjob_takes_its_arguments_from_the_query_string(api: httpx.Client) ->
         params={"hostname": "legacy-q", "jobId": job, "log": base64.b64encode(b"hi\n").decode()},
     )
     assert response.text == "true"
-    response = api.post("/workers/endjob", params={"hostname": "legacy-q", "jobId": job, "errorCode": 0})
+    response = api.post(
+        "/workers/endjob", params={"hostname": "legacy-q", "jobId": job, "errorCode": 0}
+    )
     assert response.status_code == 200, response.text
     assert get(api, job)["state"] == "FINISHED"
     assert log_of(api, job) == "hi\n"
@@ -299,6 +301,37 @@ def test_endjob_for_a_job_not_running_on_that_host_changes_nothing(api: httpx.Cl
     assert get(api, job)["state"] == "FINISHED"
 
 
+def test_endjob_with_a_windows_crash_code_fails_the_job(api: httpx.Client) -> None:
+    # Windows reports a crash as an unsigned 32-bit exit code (0xC0000005)
+    job = submit(api, title="crash", command="render.exe", retry=0)
+    assert pick_until_job(api, "legacy-1")[0] == job
+    response = api.post(
+        "/workers/endjob", data={"hostname": "legacy-1", "jobId": job, "errorCode": 0xC0000005}
+    )
+    assert response.status_code == 200, response.text
+    assert get(api, job)["state"] == "ERROR"
+    assert [e["state"] for e in events_of(api, job)] == ["ERROR"]
+    assert worker_row(api, "legacy-1")["error"] == 1
+
+
+def test_a_legacy_worker_asking_for_a_job_has_dropped_its_previous_run(
+    api: httpx.Client,
+) -> None:
+    # a legacy worker runs one job at a time: asking for another (after a crash and
+    # restart, say) means the previous run is over; it must not stay WORKING forever
+    first = submit(api, title="first", command="render")
+    assert pick_until_job(api, "legacy-1")[0] == first
+    (event,) = events_of(api, first)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pickjob(api, "legacy-1")
+        (old,) = [e for e in events_of(api, first) if e["id"] == event["id"]]
+        if old["state"] != "WORKING":
+            break
+        time.sleep(0.2)
+    assert old["state"] != "WORKING", "the abandoned run stayed WORKING"
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 
@@ -325,9 +358,32 @@ def test_numbers_that_are_not_numbers_are_a_400(api: httpx.Client, sql: Sql) -> 
     response = api.post("/workers/pickjob", data=machine("legacy-1", free_memory="lots"))
     assert response.status_code == 400, response.text
     assert response.text
-    response = api.post("/workers/endjob", data={"hostname": "legacy-1", "jobId": "x", "errorCode": "0"})
+    response = api.post(
+        "/workers/endjob", data={"hostname": "legacy-1", "jobId": "x", "errorCode": "0"}
+    )
     assert response.status_code == 400, response.text
     assert sql.fetchval("SELECT count(*) FROM workers") == 0
+
+
+@pytest.mark.parametrize(
+    ("route", "fields"),
+    [
+        ("heartbeat", {"jobId": str(2**63), "log": ""}),
+        ("heartbeat", {"jobId": str(2**70), "log": ""}),
+        ("endjob", {"jobId": str(2**63), "errorCode": "0"}),
+        ("pickjob", {"free_memory": str(2**63)}),
+        ("heartbeat", {"jobId": "1", "total_memory": str(2**64)}),
+    ],
+)
+def test_out_of_range_numbers_are_refused_not_a_500(
+    api: httpx.Client, route: str, fields: dict[str, str]
+) -> None:
+    response = api.post(f"/workers/{route}", data={"hostname": "legacy-1", **fields})
+    assert response.status_code < 500, response.text
+    if route == "heartbeat" and response.status_code == 200:
+        assert response.text == "false"
+    else:
+        assert response.status_code == 400, response.text
 
 
 # -- the plugin switched off --------------------------------------------------------------

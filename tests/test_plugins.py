@@ -11,7 +11,7 @@ import site
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -346,7 +346,7 @@ def test_ordering_is_hierarchical_priority_then_first_come_first_served() -> Non
         job(5, prio_path=(999, 9999)),
     ]
 
-    def order(settings: dict[str, dict[str, object]]) -> list[int]:
+    def order(settings: Mapping[str, Mapping[str, object]]) -> list[int]:
         ordered = Plugins(settings).hook.corral_order(candidates=candidates, worker=worker())
         return [j.id for j in ordered]
 
@@ -389,7 +389,7 @@ def test_retry_backoff_grows_by_its_factor_up_to_its_cap() -> None:
 
 
 def test_timeout_stops_runs_past_the_job_timeout_or_the_default() -> None:
-    def stops(settings: dict[str, dict[str, object]], timeout: int, elapsed: float) -> bool:
+    def stops(settings: Mapping[str, Mapping[str, object]], timeout: int, elapsed: float) -> bool:
         plugins = Plugins(settings)
         decision = plugins.hook.corral_timeout(
             run=run_of(job(4, timeout=timeout), elapsed), now=2000.0
@@ -593,6 +593,9 @@ def test_a_tag_limit_holds_jobs_back_in_a_real_dispatch(
         nuke_running = [j for j in running if j in nuke]
         assert len(nuke_running) <= 1, f"nuke jobs {nuke_running} were delivered at once"
         assert nuke_working() <= 1
+        queued = sorted(nuke - finished - running.keys())
+        states = sql.fetch("SELECT state FROM jobs WHERE id = ANY ($1::bigint[])", queued)
+        assert {r["state"] for r in states} <= {"WAITING"}, "held back, still queued"
         if not running:
             continue
         # what was delivered runs a few more rounds of picks before it finishes, so the

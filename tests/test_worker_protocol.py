@@ -224,9 +224,7 @@ def test_pick_with_a_ready_job_returns_everything_needed_to_run_it(api: httpx.Cl
     assert pick(api, "node-a", wait=0.3) == []
 
 
-def test_a_job_submitted_while_a_pick_waits_goes_to_that_pick(
-    api: httpx.Client, sql: Sql
-) -> None:
+def test_a_job_submitted_while_a_pick_waits_goes_to_that_pick(api: httpx.Client, sql: Sql) -> None:
     register(api, "node-a")
     result: dict[str, Any] = {}
 
@@ -374,6 +372,17 @@ def test_heartbeat_progress_with_percent_split_across_two_heartbeats(api: httpx.
     assert get(api, job)["progress"] == pytest.approx(0.42)
 
 
+def test_heartbeat_progress_split_across_three_heartbeats(api: httpx.Client) -> None:
+    # a worker flushing in small pieces: the match spans more than the last chunk
+    register(api, "node-a")
+    job = submit(api, title="t", command="render", progress_pattern="Progress: %percent%")
+    (run,) = pick_some(api, "node-a")
+    for piece in ("Progress: ", "4", "2%\n"):
+        assert heartbeat(api, "node-a", {run["event"]: piece})[run["event"]]["action"] == "continue"
+    assert log_of(api, job) == "Progress: 42%\n"
+    assert get(api, job)["progress"] == pytest.approx(0.42)
+
+
 def test_heartbeat_progress_with_a_one_pattern(api: httpx.Client) -> None:
     register(api, "node-a")
     job = submit(api, title="t", command="render", progress_pattern="progress=%one;")
@@ -428,6 +437,35 @@ def test_heartbeat_tells_to_stop_and_why(api: httpx.Client, operation: str, reas
         assert event(api, job, run["event"])["state"] == "CANCELED"
     # the worker is free again (or stopped)
     assert worker_row(api, "node-a")["state"] == "WAITING"
+
+
+def test_a_stopped_worker_gets_no_runs_until_started_again(api: httpx.Client) -> None:
+    register(api, "node-a")
+    ok(api.post("/api/stopworkers", json=["node-a"]))
+    job = submit(api, title="t", command="render")
+    # a stopped worker's pick waits and gets nothing
+    for _ in range(3):
+        assert pick(api, "node-a", wait=0.3) == []
+    assert worker_row(api, "node-a")["active"] == 0
+    assert state(api, job) == "WAITING"
+    ok(api.post("/api/startworkers", json=["node-a"]))
+    (run,) = pick_some(api, "node-a")
+    assert run["job"] == job
+
+
+def test_registering_again_requeues_the_runs_of_an_earlier_life(api: httpx.Client) -> None:
+    register(api, "node-a")
+    job = submit(api, title="t", command="render")
+    (run,) = pick_some(api, "node-a")
+    register(api, "node-a")
+    assert state(api, job) == "WAITING"
+    assert event(api, job, run["event"])["state"] == "CANCELED"
+    answer = heartbeat(api, "node-a", {run["event"]: "old life"})[run["event"]]
+    assert answer["action"] == "stop"
+    assert answer["reason"] == "worker restarted"
+    (again,) = pick_some(api, "node-a")
+    assert again["job"] == job
+    assert again["event"] != run["event"]
 
 
 # -- finish -------------------------------------------------------------------------------
@@ -642,6 +680,20 @@ def test_huge_event_ids_are_refused_not_a_500(api: httpx.Client, huge: int) -> N
     assert 400 <= hb.status_code < 500, hb.text
     fin = api.post(f"{V2}/node-a/finish", json={"event": huge, "exit_code": 0})
     assert 400 <= fin.status_code < 500, fin.text
+
+
+@pytest.mark.parametrize(
+    "figures",
+    [{"free_memory": 2**63}, {"total_memory": 2**64 - 1}, {"free_memory": 10**30}],
+)
+def test_huge_memory_figures_are_refused_not_a_500(
+    api: httpx.Client, figures: dict[str, int]
+) -> None:
+    register(api, "node-a")
+    response = api.post(f"{V2}/node-a/heartbeat", json={"runs": [], **figures})
+    assert 400 <= response.status_code < 500, response.text
+    (field,) = figures
+    assert field in response.json()["detail"]
 
 
 def test_the_largest_event_id_is_an_unknown_run(api: httpx.Client) -> None:

@@ -8,6 +8,7 @@ the text of a Python tuple literal that the legacy worker evaluates, `heartbeat`
 
 import base64
 import binascii
+from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, Router, post
@@ -19,14 +20,20 @@ from core.runs import Machine, RunReport
 NOTHING = "(-1, '', '', '', None)"
 
 
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Megabytes = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+ExitCode = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class _Fields(msgspec.Struct, kw_only=True):
-    hostname: str = ""
-    jobId: int | None = None
-    errorCode: int | None = None
+    hostname: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    # the legacy protocol's names
+    jobId: Id | None = None
+    errorCode: ExitCode | None = None
     log: str = ""
     load: str = ""
-    free_memory: int | None = None
-    total_memory: int | None = None
+    free_memory: Megabytes | None = None
+    total_memory: Megabytes | None = None
 
 
 async def _fields(request: Request[object, object, State]) -> _Fields | None:
@@ -66,6 +73,8 @@ async def pick_job(request: Request[object, object, State], core: CoreDep) -> Re
         return _bad("hostname is required, and numbers must be numbers")
     ip = request.client.host if request.client else ""
     await core.workers.ensure(fields.hostname, ip)
+    # a legacy worker runs one job at a time: asking for one means it let go of any other
+    await core.workers.drop_runs(fields.hostname, "the worker asked for another job")
     await core.runs.heartbeat(fields.hostname, _machine(fields), [])
     runs = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
     if not runs:

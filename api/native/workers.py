@@ -26,11 +26,15 @@ WorkerName = Annotated[
 ]
 Slots = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 EventId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Megabytes = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+# Windows reports crashes as unsigned 32-bit codes (0xC0000005), POSIX as small ints
+ExitCode = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     protocol: Protocol = PROTOCOL
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    # it goes in URLs: no '/'
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern="^[^/]+$")]
     # ordered affinity rules: one per line or separated by ';', each comma-separated
     affinity: str = ""
     slots: Slots = 1
@@ -71,8 +75,8 @@ class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # load of each core, 0..100
     cpu: list[Annotated[float, msgspec.Meta(ge=0, le=100)]] | None = None
     # megabytes
-    free_memory: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    total_memory: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    free_memory: Megabytes | None = None
+    total_memory: Megabytes | None = None
 
 
 class RunAnswer(msgspec.Struct, kw_only=True):
@@ -90,7 +94,7 @@ class HeartbeatAnswer(msgspec.Struct, kw_only=True):
 class Finish(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     protocol: Protocol = PROTOCOL
     event: EventId
-    exit_code: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+    exit_code: ExitCode
     # output not yet sent by a heartbeat
     output: str = ""
 

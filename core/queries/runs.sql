@@ -109,6 +109,9 @@ SELECT e.id, e.state, e.reason, j.progress_pattern, j.id AS job
   FROM events e LEFT JOIN jobs j ON j.id = e.job_id AND j.current_event = e.id
  WHERE e.id = ANY ($2::bigint[]) AND e.worker = $1;
 
+-- name: worker_known
+SELECT 1 FROM workers WHERE name = $1;
+
 -- name: current_run
 SELECT current_event FROM jobs WHERE id = $1 AND worker = $2 AND state = 'WORKING';
 
@@ -126,9 +129,11 @@ UPDATE jobs SET ping_time = corral_epoch(), progress = coalesce($3, progress)
  WHERE id = $1 AND current_event = $2;
 
 -- name: log_tail
--- the end of a job's log, to find a progress figure split across two chunks
-SELECT substring(data FROM greatest(length(data) - $2 + 1, 1)) FROM job_logs
- WHERE job_id = $1 ORDER BY byte_offset DESC LIMIT 1;
+-- the last chunks of a job's log, newest last: enough to complete a progress figure split
+-- across several heartbeats
+SELECT coalesce(string_agg(data, ''::bytea ORDER BY byte_offset), ''::bytea)
+  FROM (SELECT data, byte_offset FROM job_logs
+         WHERE job_id = $1 ORDER BY byte_offset DESC LIMIT 16) last;
 
 -- name: running
 -- every running job, for the timeout pass
