@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from types import FrameType
 
@@ -20,9 +19,6 @@ from core.embedded import EmbeddedPostgres
 from core.plugins import Plugins
 from worker import commands
 from worker.agent import run_agent
-
-# pgserver asks platformdirs for a runtime directory it does not need here
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _client_command(args)
     except ConfigError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        source = getattr(args, "config", None)
+        where = f"config file {source}: " if source and str(source) not in str(exc) else ""
+        print(f"corral: {where}{exc}", file=sys.stderr)
         return 2
     except commands.CommandError as exc:
         print(f"corral: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ import msgspec
 from core.config import Config
 from core.db import Conn, Database
 from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
+from core.notify import Notifier
 from core.plugins import Plugins
 from core.runs import Started, start_runs
 from core.sql import Queries
@@ -30,6 +31,8 @@ log = logging.getLogger("corral.dispatch")
 
 # workers served by one pass at most; the rest wait for the next, oldest first
 _MAX_DEMAND = 1000
+# pages of candidates read for one worker at most when policies keep holding them back
+_MAX_PAGES = 8
 # pg_notify payloads must stay under 8000 bytes
 _PAYLOAD = 7000
 
@@ -53,20 +56,36 @@ class _Candidate(msgspec.Struct):
     has_dependencies: bool
 
 
+class _SetQueue:
+    """The ready jobs of one affinity set read so far, best first."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self.candidates: list[_Candidate] = []
+        self.exhausted = False
+
+
 class Planner:
     def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
         self._db = db
         self._config = config
         self._plugins = plugins
+        self._notifier = Notifier(plugins)
 
     async def plan(self) -> list[Started]:
         """One planning pass; the runs it started (none if another process is planning)."""
-        started = await self._db.transact(self._pass)
+        views: dict[int, JobView] = {}
+        started = await self._db.transact(lambda c: self._pass(c, views))
         if started:
             await self._db.read(lambda c: _notify_assigned(c, {s.worker for s in started}))
+            await self._notifier.jobs_changed(
+                [(views[s.job], "WAITING", "WORKING") for s in started]
+            )
         return started
 
-    async def _pass(self, conn: Conn) -> list[Started]:
+    async def _pass(self, conn: Conn, views: dict[int, JobView]) -> list[Started]:
+        """Plan and start runs; `views` receives the jobs chosen, for notifications."""
+        views.clear()
         if not await conn.fetchval(Q["try_lock_planner"]):
             return []
         demand = await conn.fetch(Q["demand"], _MAX_DEMAND)
@@ -92,27 +111,38 @@ class Planner:
                     pairs.append((rank, index))
             ranked[worker.name] = sorted(pairs)
 
-        # the best few of each set anyone may take
-        per_set = self._config.dispatch.candidates_per_slot * sum(wanted.values())
+        # the best few of each set anyone may take; more only when policies hold some back
+        page = self._config.dispatch.candidates_per_slot * sum(wanted.values())
         useful = sorted({index for pairs in ranked.values() for _, index in pairs})
-        queue: dict[int, list[_Candidate]] = {}
-        for index in useful:
-            rows = await conn.fetch(Q["ready_top"], sets[index], per_set)
-            queue[index] = [_Candidate(job_view(r, names), r["has_dependencies"]) for r in rows]
-        dependencies = await self._dependencies(conn, queue)
+        queues = {index: _SetQueue(sets[index]) for index in useful}
+        dependencies: dict[int, list[DependencyView]] = defaultdict(list)
+        for queue in queues.values():
+            await self._more(conn, queue, page, names, dependencies)
         farm = await self._farm(conn)
 
         taken: set[int] = set()
         jobs: list[int] = []
         assigned_to: list[str] = []
         for worker in workers:
-            for job in self._choose(
-                worker, wanted[worker.name], ranked[worker.name], queue, taken, dependencies, farm
-            ):
-                taken.add(job.id)
-                jobs.append(job.id)
-                assigned_to.append(worker.name)
-                farm = _with_run(farm, job)
+            need = wanted[worker.name]
+            held: set[int] = set()
+            for _ in range(_MAX_PAGES):
+                chosen, held_now = self._choose(
+                    worker, need, ranked[worker.name], queues, taken | held, dependencies, farm
+                )
+                for job in chosen:
+                    views[job.id] = job
+                    taken.add(job.id)
+                    jobs.append(job.id)
+                    assigned_to.append(worker.name)
+                    farm = _with_run(farm, job)
+                need -= len(chosen)
+                held |= held_now
+                growable = [queues[i] for _, i in ranked[worker.name] if not queues[i].exhausted]
+                if need == 0 or not held_now or not growable:
+                    break
+                for queue in growable:
+                    await self._more(conn, queue, page, names, dependencies)
         if not jobs:
             return []
         return await start_runs(conn, jobs, assigned_to)
@@ -122,17 +152,19 @@ class Planner:
         worker: WorkerView,
         slots: int,
         ranked: list[tuple[int, int]],
-        queue: dict[int, list[_Candidate]],
-        taken: set[int],
+        queues: dict[int, "_SetQueue"],
+        skip: set[int],
         dependencies: dict[int, list[DependencyView]],
         farm: FarmView,
-    ) -> list[JobView]:
+    ) -> tuple[list[JobView], set[int]]:
+        """Up to `slots` jobs for `worker`, and the ids the policies held back."""
         hook = self._plugins.hook
         admit_hooks = self._plugins.implements("corral_admit")
         by_rank: dict[int, list[_Candidate]] = defaultdict(list)
         for rank, index in ranked:
-            by_rank[rank].extend(c for c in queue[index] if c.job.id not in taken)
+            by_rank[rank].extend(c for c in queues[index].candidates if c.job.id not in skip)
         chosen: list[JobView] = []
+        held: set[int] = set()
         for rank in sorted(by_rank):
             candidates = by_rank[rank]
             ordered = hook.corral_order(candidates=[c.job for c in candidates], worker=worker)
@@ -144,32 +176,46 @@ class Planner:
             )
             for job in jobs:
                 if len(chosen) == slots:
-                    return chosen
+                    return chosen, held
                 if job.id in has_deps:
                     met = hook.corral_dependencies_met(
                         job=job, dependencies=dependencies.get(job.id, [])
                     )
                     if met is False:
+                        held.add(job.id)
                         continue
-                if admit_hooks:
-                    reasons = [r for r in hook.corral_admit(job=job, worker=worker, farm=farm) if r]
-                    if reasons:
-                        continue
+                if admit_hooks and any(hook.corral_admit(job=job, worker=worker, farm=farm)):
+                    held.add(job.id)
+                    continue
                 chosen.append(job)
                 farm = _with_run(farm, job)
-        return chosen
+        return chosen, held
 
-    async def _dependencies(
-        self, conn: Conn, queue: dict[int, list[_Candidate]]
-    ) -> dict[int, list[DependencyView]]:
-        ids = [c.job.id for cands in queue.values() for c in cands if c.has_dependencies]
-        found: dict[int, list[DependencyView]] = defaultdict(list)
-        if ids:
-            for r in await conn.fetch(Q["dependencies_of"], ids):
-                found[r["job_id"]].append(
+    async def _more(
+        self,
+        conn: Conn,
+        queue: "_SetQueue",
+        page: int,
+        names: dict[int, str],
+        dependencies: dict[int, list[DependencyView]],
+    ) -> None:
+        """The next page of a set's ready jobs, after the ones already read."""
+        if queue.candidates:
+            last = queue.candidates[-1].job
+            rows = await conn.fetch(
+                Q["ready_after"], queue.ids, page, list(last.prio_path), last.id
+            )
+        else:
+            rows = await conn.fetch(Q["ready_top"], queue.ids, page)
+        fresh = [_Candidate(job_view(r, names), r["has_dependencies"]) for r in rows]
+        queue.candidates.extend(fresh)
+        queue.exhausted = len(rows) < page
+        waiting_on = [c.job.id for c in fresh if c.has_dependencies]
+        if waiting_on:
+            for r in await conn.fetch(Q["dependencies_of"], waiting_on):
+                dependencies[r["job_id"]].append(
                     DependencyView(id=r["id"], title=r["title"], state=r["state"])
                 )
-        return found
 
     async def _farm(self, conn: Conn) -> FarmView:
         if not self._plugins.implements("corral_admit"):

@@ -1,8 +1,11 @@
 """The embedded PostgreSQL (the `pgserver` wheel) that `corral serve` starts by default."""
 
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pgserver.postgres_server import PostgresServer, get_server
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 
 class EmbeddedPostgres:
@@ -13,6 +16,11 @@ class EmbeddedPostgres:
     """
 
     def __init__(self, data_dir: Path) -> None:
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime directory it does not use here
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            from pgserver.postgres_server import get_server
+
         self.path = data_dir.resolve() / "pg"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._server: PostgresServer = get_server(self.path, cleanup_mode="stop")

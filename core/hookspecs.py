@@ -5,8 +5,8 @@ given and answers; all I/O stays in the core. The core keeps hooks off the per-r
 path: SQL narrows the queue to a few candidates (ready, in hierarchical priority order,
 whose affinities fit one of the worker's rules), and hooks decide among those few.
 
-Plugins implement hooks with `corral.hookimpl` (re-exported as `core.hookspecs.hookimpl`)
-and register through the `corral` entry-point group; see docs/plugins.md.
+Plugins implement hooks with `core.hookspecs.hookimpl` and register through the `corral`
+entry-point group; see docs/plugins.md.
 """
 
 from collections.abc import Mapping, Sequence
@@ -160,12 +160,13 @@ def corral_order(candidates: Sequence[JobView], worker: WorkerView) -> Sequence[
 
 @hookspec(firstresult=True)
 def corral_retry(job: JobView, outcome: RunOutcome) -> RetryDecision | None:
-    """A run of `job` failed (non-zero exit, timeout, or its worker was lost): run it again?
+    """A run of `job` failed (non-zero exit or timeout): run it again?
 
     Called once per failed run, before the job's state changes. Answer a decision, or None
     to let the next plugin decide; if none answers, the job goes to ERROR. The built-in
     `retry` plugin requeues while `job.run_done` (counting this run) is at most `job.retry`,
-    after an optional backoff.
+    after an optional backoff. A job whose worker was lost is queued again without asking:
+    the job did not fail.
     """
 
 
@@ -181,13 +182,17 @@ def corral_timeout(run: RunView, now: float) -> TimeoutDecision | None:
 
 @hookspec
 def corral_job_state_changed(job: JobView, old: JobState, new: JobState) -> None:
-    """A leaf job moved from `old` to `new` because of a run (start, finish, failure,
-    retry, timeout, lost worker). Called after the change is committed; for notifications
-    (mail, chat, webhooks). The answer is ignored; an exception is logged and ignored."""
+    """A leaf job moved from `old` to `new` through a run: it started (WAITING to WORKING)
+    or its run ended (WORKING to FINISHED, ERROR, or WAITING/PENDING when retried, after a
+    failure or a timeout). Called after the change is committed, in a thread of its own,
+    for notifications (mail, chat, webhooks); it may block. The answer is ignored; an
+    exception is logged and ignored. Pause, reset, delete and lost workers move jobs
+    without this call."""
 
 
 @hookspec
 def corral_worker_state_changed(worker: str, old: WorkerState, new: WorkerState) -> None:
-    """A worker moved from `old` to `new` (it started or ended work, or stopped answering).
-    Called after the change is committed; for notifications. The answer is ignored; an
-    exception is logged and ignored."""
+    """A worker stopped answering: `new` is TIMEOUT, `old` what it was doing (WAITING or
+    WORKING); its jobs are queued again. Called after the change is committed, in a thread
+    of its own, for notifications; it may block. The answer is ignored; an exception is
+    logged and ignored."""

@@ -8,7 +8,7 @@ defaults) and `enabled_by_default`. It is built with its decoded settings:
 """
 
 from collections.abc import Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol
 
 import msgspec
@@ -36,28 +36,25 @@ class LoadedPlugin(msgspec.Struct, frozen=True, kw_only=True):
     settings: dict[str, object]
 
 
-def _installed() -> list[tuple[type[Plugin], str]]:
-    found: list[tuple[type[Plugin], str]] = []
-    for ep in entry_points(group=hookspecs.PROJECT):
-        try:
-            cls = ep.load()
-        except Exception as exc:
-            raise ConfigError(f"plugin entry point {ep.name!r} ({ep.value}) failed: {exc}") from exc
-        for attr in ("name", "Settings", "enabled_by_default"):
-            if not hasattr(cls, attr):
-                raise ConfigError(f"plugin {ep.value} has no {attr!r} attribute")
-        dist = ep.dist
-        if dist is not None and dist.name == "corral":
-            source = "built-in"
-        else:
-            origin = f"{dist.name} {dist.version}" if dist is not None else "?"
-            source = f"{ep.value} ({origin})"
-        found.append((cls, source))
-    return found
+def _source(ep: EntryPoint) -> str:
+    dist = ep.dist
+    if dist is not None and dist.name == "corral":
+        return "built-in"
+    origin = f"{dist.name} {dist.version}" if dist is not None else "?"
+    return f"{ep.value} ({origin})"
+
+
+def _switched_off(table: Mapping[str, object] | None) -> bool:
+    return table is not None and table.get("enabled") is False
 
 
 class Plugins:
-    """The plugin manager of one server process."""
+    """The plugin manager of one server process.
+
+    Built-in plugins are registered first, then the others by name. pluggy calls the last
+    registered first, so a studio's plugin answers a first-result hook before the built-in
+    one it refines.
+    """
 
     def __init__(
         self,
@@ -68,16 +65,31 @@ class Plugins:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.loaded: list[LoadedPlugin] = []
-        candidates = _installed()
-        candidates += [(cls, f"{cls.__module__}.{cls.__qualname__}") for cls in extra or []]
-        known = {cls.name for cls, _ in candidates}
+        points = sorted(
+            entry_points(group=hookspecs.PROJECT),
+            key=lambda ep: (_source(ep) != "built-in", ep.name),
+        )
+        known = {ep.name for ep in points} | {cls.name for cls in extra or []}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ConfigError(
                 f"[plugins] names unknown plugin(s) {', '.join(unknown)}; "
-                f"loaded: {', '.join(sorted(known))}"
+                f"installed: {', '.join(sorted(known))}"
             )
         seen: set[str] = set()
+        candidates: list[tuple[type[Plugin], str]] = []
+        for ep in points:
+            if _switched_off(settings.get(ep.name)):
+                # switched off: not even imported, so a broken one cannot stop the server
+                self.loaded.append(
+                    LoadedPlugin(
+                        name=ep.name, source=_source(ep), enabled=False, hooks=[], settings={}
+                    )
+                )
+                seen.add(ep.name)
+                continue
+            candidates.append((_load_entry_point(ep), _source(ep)))
+        candidates += [(cls, f"{cls.__module__}.{cls.__qualname__}") for cls in extra or []]
         for cls, source in candidates:
             if cls.name in seen:
                 raise ConfigError(f"two plugins are named {cls.name!r}")
@@ -121,3 +133,17 @@ class Plugins:
 
 def _declared_hooks(cls: type[Plugin]) -> list[str]:
     return sorted(name for name in dir(cls) if name.startswith("corral_"))
+
+
+def _load_entry_point(ep: EntryPoint) -> type[Plugin]:
+    try:
+        cls = ep.load()
+    except Exception as exc:
+        raise ConfigError(f"plugin {ep.name!r} ({ep.value}) cannot be loaded: {exc}") from exc
+    for attr in ("name", "Settings", "enabled_by_default"):
+        if not hasattr(cls, attr):
+            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) has no {attr!r} attribute")
+    if cls.name != ep.name:
+        raise ConfigError(f"plugin {ep.value} is named {cls.name!r} but registered as {ep.name!r}")
+    plugin: type[Plugin] = cls
+    return plugin

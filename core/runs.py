@@ -4,7 +4,6 @@ that end runs on their own (timeouts, lost workers) or release delayed retries.
 Policy comes from the hooks (retry, timeout, lifecycle); every change is one transaction.
 """
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -16,7 +15,8 @@ from core import progress
 from core.config import Config
 from core.db import Conn, Database
 from core.errors import NotFound
-from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView
+from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView, WorkerState
+from core.notify import Notifier
 from core.plugins import Plugins
 from core.sql import Queries
 from core.views import job_view
@@ -24,7 +24,6 @@ from core.views import job_view
 Q = Queries("runs.sql")
 LOGS = Queries("logs.sql")
 DISPATCH = Queries("dispatch.sql")
-log = logging.getLogger("corral.runs")
 
 # one advisory lock per periodic pass, so replicas take turns
 _PASS_LOCK = {"timeouts": 2, "lost_workers": 3, "release": 4}
@@ -73,6 +72,7 @@ class Runs:
         self._db = db
         self._config = config
         self._plugins = plugins
+        self._notifier = Notifier(plugins)
 
     async def start(self, job: int, worker: str) -> Started | None:
         """Start one job on one worker now, outside dispatch (tools and tests)."""
@@ -91,14 +91,14 @@ class Runs:
                 return "IGNORED", None, "WORKING"
             job = await self._job(conn, row)
             if exit_code == 0:
-                await self._end(conn, event, exit_code, "FINISHED", "FINISHED")
-                return "FINISHED", job, "FINISHED"
+                new = await _end(conn, event, exit_code, "FINISHED", 0.0, "FINISHED", "")
+                return "FINISHED", job, new
             outcome = RunOutcome(run=_run_view(row, job), exit_code=exit_code, timed_out=False)
             return await self._fail(conn, job, outcome, "ERROR", "")
 
         result, job, new = await self._db.transact(work)
         if job is not None:
-            self._job_changed(job, new)
+            await self._notifier.jobs_changed([(job, "WORKING", new)])
         return result
 
     async def heartbeat(
@@ -170,8 +170,7 @@ class Runs:
             return changed
 
         changed = await self._db.transact(work)
-        for job, new in changed:
-            self._job_changed(job, new)
+        await self._notifier.jobs_changed([(job, "WORKING", new) for job, new in changed])
         return len(changed)
 
     async def lose_workers(self) -> list[str]:
@@ -179,23 +178,19 @@ class Runs:
         again. The names of the workers lost."""
         deadline = time.time() - self._config.dispatch.worker_timeout
 
-        async def work(conn: Conn) -> list[str]:
+        async def work(conn: Conn) -> list[tuple[str, WorkerState]]:
             if not await _try_lock(conn, "lost_workers"):
                 return []
-            lost = [r["name"] for r in await conn.fetch(Q["lose_workers"], deadline)]
+            lost = [(r["name"], r["old"]) for r in await conn.fetch(Q["lose_workers"], deadline)]
             if lost:
-                await conn.execute(Q["interrupt_runs"], [], lost, "TIMEOUT", "worker lost")
+                names = [name for name, _ in lost]
+                await conn.execute(Q["interrupt_runs"], [], names, "TIMEOUT", "worker lost")
             return lost
 
         lost = await self._db.transact(work)
-        for name in lost:
-            _notify(
-                self._plugins.hook.corral_worker_state_changed,
-                worker=name,
-                old="WORKING",
-                new="TIMEOUT",
-            )
-        return lost
+        for name, old in lost:
+            await self._notifier.worker_changed(name, old, "TIMEOUT")
+        return [name for name, _ in lost]
 
     async def release_held(self) -> None:
         """Let delayed retries whose time has come run."""
@@ -219,17 +214,10 @@ class Runs:
         exit_code = outcome.exit_code
         if decision is not None and decision.action == "requeue":
             held = time.time() + decision.delay if decision.delay > 0 else 0.0
-            await conn.fetchval(
-                Q["end_run"], event, exit_code, "WAITING", held, event_state, reason
-            )
-            return "RETRY", job, "WAITING"
-        await conn.fetchval(Q["end_run"], event, exit_code, "ERROR", 0.0, event_state, reason)
-        return "ERROR", job, "ERROR"
-
-    async def _end(
-        self, conn: Conn, event: int, exit_code: int, job_state: str, event_state: str
-    ) -> None:
-        await conn.fetchval(Q["end_run"], event, exit_code, job_state, 0.0, event_state, "")
+            new = await _end(conn, event, exit_code, "WAITING", held, event_state, reason)
+            return "RETRY", job, new
+        new = await _end(conn, event, exit_code, "ERROR", 0.0, event_state, reason)
+        return "ERROR", job, new
 
     async def _job(self, conn: Conn, row: asyncpg.Record) -> JobView:
         return job_view(row, await _names(conn))
@@ -247,8 +235,23 @@ class Runs:
             await _append(conn, job, output)
         await conn.execute(Q["ping_job"], job, event, figure)
 
-    def _job_changed(self, job: JobView, new: JobState) -> None:
-        _notify(self._plugins.hook.corral_job_state_changed, job=job, old="WORKING", new=new)
+
+async def _end(
+    conn: Conn,
+    event: int,
+    exit_code: int | None,
+    job_state: str,
+    held_until: float,
+    event_state: str,
+    reason: str,
+) -> JobState:
+    """End a run; the job's state after it."""
+    row = await conn.fetchrow(
+        Q["end_run"], event, exit_code, job_state, held_until, event_state, reason
+    )
+    assert row is not None, "the run was locked as current"
+    new: JobState = row["state"]
+    return new
 
 
 def _run_view(row: asyncpg.Record, job: JobView, now: float | None = None) -> RunView:
@@ -275,11 +278,3 @@ async def _try_lock(conn: Conn, name: str) -> bool:
         "SELECT pg_try_advisory_xact_lock(7221, $1)", _PASS_LOCK[name]
     )
     return locked
-
-
-def _notify(caller: object, **kwargs: object) -> None:
-    """Call a lifecycle hook after the fact; a plugin failing there is logged and ignored."""
-    try:
-        caller(**kwargs)  # type: ignore[operator]
-    except Exception:
-        log.exception("a lifecycle hook failed")

@@ -45,6 +45,18 @@ SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priorit
  ORDER BY j.prio_path DESC, j.id
  LIMIT $2;
 
+-- name: ready_after
+-- the next $2 after the job ($3 prio_path, $4 id) in the same order
+SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
+       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout,
+       EXISTS (SELECT 1 FROM dependencies d WHERE d.job_id = j.id) AS has_dependencies
+  FROM jobs j
+ WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
+   AND j.affinity_ids = $1
+   AND (j.prio_path < $3 OR (j.prio_path = $3 AND j.id > $4))
+ ORDER BY j.prio_path DESC, j.id
+ LIMIT $2;
+
 -- name: dependencies_of
 SELECT d.job_id, t.id, t.title, t.state
   FROM dependencies d JOIN jobs t ON t.id = d.depends_on

@@ -59,7 +59,7 @@ WITH run AS (
            held_until = $4,
            current_event = NULL
       FROM run WHERE j.id = run.job_id AND j.current_event = run.id
-    RETURNING j.id
+    RETURNING j.id, j.state
 ), counted AS (
     UPDATE workers w
        SET finished = w.finished + ($5::text = 'FINISHED')::integer,
@@ -72,7 +72,7 @@ WITH run AS (
            current_event = CASE WHEN w.current_event = run.id THEN NULL ELSE w.current_event END
       FROM run WHERE w.name = run.worker
 )
-SELECT id FROM job;
+SELECT id, state FROM job;
 
 -- name: interrupt_runs
 -- Stop the runs of the leaves below $1 (job ids) and of the workers $2: each job goes
@@ -145,9 +145,10 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
 
 -- name: lose_workers
 -- workers silent since before $1 stop answering for their jobs
-UPDATE workers SET state = 'TIMEOUT', wanted = 0
- WHERE ping_time < $1 AND state <> 'TIMEOUT'
-RETURNING name;
+UPDATE workers w SET state = 'TIMEOUT', wanted = 0
+  FROM workers o
+ WHERE o.name = w.name AND w.ping_time < $1 AND w.state <> 'TIMEOUT'
+RETURNING w.name, o.state AS old;
 
 -- name: release_held
 -- delayed retries whose time has come
