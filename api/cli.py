@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"',
     )
-    worker.add_argument("--slots", type=int, default=1, help="jobs run at once (default 1)")
+    worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once (default 1)")
 
     submit = sub.add_parser("submit", help="submit a command or a JSON file of a job tree")
     submit.add_argument("--server", default=server_default)
@@ -114,8 +114,8 @@ def _client_command(args: argparse.Namespace) -> int:
     if args.command == "workers":
         commands.list_workers(args.server)
         return 0
-    # submit
-    cmd = [c for c in args.cmd if c != "--"]
+    # submit: the command is what follows the `--` separator
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.file is not None:
         if cmd:
             raise commands.CommandError("give a command or --file, not both")
@@ -171,7 +171,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         app = create_app(config, database_url, plugins)
         if args.local_worker:
             local_worker = _start_local_worker(host, port)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # open picks are long polls: on the way out, cut them short (workers retry)
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
     except KeyboardInterrupt:
         pass
     finally:
@@ -200,6 +201,16 @@ def _start_local_worker(host: str, port: int) -> "subprocess.Popen[bytes]":
             str(os.cpu_count() or 1),
         ]
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -177,6 +177,7 @@ class WorkerEdit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cpu: Echoed = None
     free_memory: Echoed = None
     total_memory: Echoed = None
+    slots: Echoed = None
 
 
 class Event(msgspec.Struct, kw_only=True):

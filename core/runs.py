@@ -73,6 +73,7 @@ class Runs:
         self._config = config
         self._plugins = plugins
         self._notifier = Notifier(plugins)
+        self._born = time.monotonic()
 
     async def start(self, job: int, worker: str) -> Started | None:
         """Start one job on one worker now, outside dispatch (tools and tests)."""
@@ -152,7 +153,7 @@ class Runs:
         async def work(conn: Conn) -> list[tuple[JobView, JobState]]:
             if not await _try_lock(conn, "timeouts"):
                 return []
-            now = time.time()
+            now: float = await conn.fetchval(Q["now"])
             changed: list[tuple[JobView, JobState]] = []
             names = await _names(conn)
             for row in await conn.fetch(Q["running"]):
@@ -176,15 +177,23 @@ class Runs:
     async def lose_workers(self) -> list[str]:
         """Workers silent past the worker timeout go to TIMEOUT; their jobs are queued
         again. The names of the workers lost."""
-        deadline = time.time() - self._config.dispatch.worker_timeout
+        silence = self._config.dispatch.worker_timeout
+        if time.monotonic() - self._born < silence:
+            # workers may still be finding their way back after this server was down
+            return []
 
         async def work(conn: Conn) -> list[tuple[str, WorkerState]]:
             if not await _try_lock(conn, "lost_workers"):
                 return []
-            lost = [(r["name"], r["old"]) for r in await conn.fetch(Q["lose_workers"], deadline)]
+            lost = [(r["name"], r["old"]) for r in await conn.fetch(Q["lose_workers"], silence)]
             if lost:
                 names = [name for name, _ in lost]
                 await conn.execute(Q["interrupt_runs"], [], names, "TIMEOUT", "worker lost")
+            forgotten = [r["id"] for r in await conn.fetch(Q["unreported_runs"], silence)]
+            if forgotten:
+                await conn.execute(
+                    Q["interrupt_runs"], forgotten, [], "TIMEOUT", "its worker stopped reporting it"
+                )
             return lost
 
         lost = await self._db.transact(work)
@@ -213,8 +222,7 @@ class Runs:
         event = outcome.run.event
         exit_code = outcome.exit_code
         if decision is not None and decision.action == "requeue":
-            held = time.time() + decision.delay if decision.delay > 0 else 0.0
-            new = await _end(conn, event, exit_code, "WAITING", held, event_state, reason)
+            new = await _end(conn, event, exit_code, "WAITING", decision.delay, event_state, reason)
             return "RETRY", job, new
         new = await _end(conn, event, exit_code, "ERROR", 0.0, event_state, reason)
         return "ERROR", job, new
@@ -241,14 +249,12 @@ async def _end(
     event: int,
     exit_code: int | None,
     job_state: str,
-    held_until: float,
+    delay: float,
     event_state: str,
     reason: str,
 ) -> JobState:
-    """End a run; the job's state after it."""
-    row = await conn.fetchrow(
-        Q["end_run"], event, exit_code, job_state, held_until, event_state, reason
-    )
+    """End a run; the job's state after it (WAITING ones may not run for `delay` s)."""
+    row = await conn.fetchrow(Q["end_run"], event, exit_code, job_state, delay, event_state, reason)
     assert row is not None, "the run was locked as current"
     new: JobState = row["state"]
     return new
@@ -261,7 +267,7 @@ def _run_view(row: asyncpg.Record, job: JobView, now: float | None = None) -> Ru
         worker=row["worker"],
         event=row["event"],
         started=started,
-        elapsed=(now or time.time()) - started,
+        elapsed=(time.time() if now is None else now) - started,
     )
 
 

@@ -7,14 +7,11 @@ existing Coalition workers connect unchanged. Switch it off when none are left:
 It implements no scheduling hook: the server mounts the protocol's routes when it is on.
 """
 
-from typing import Annotated
-
 import msgspec
 
 
 class CoalitionWorkersSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # slots a legacy worker gets when it first connects (it runs one job at a time)
-    slots: Annotated[int, msgspec.Meta(gt=0)] = 1
+    pass
 
 
 class CoalitionWorkersPlugin:

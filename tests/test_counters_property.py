@@ -209,17 +209,21 @@ class CountersMachine(RuleBasedStateMachine):
 
     # -- rules ------------------------------------------------------------------------
 
-    @initialize(data=st.data(), size=st.integers(0, 8))
-    def clean_and_seed(self, data: st.DataObject, size: int) -> None:
-        """Empty tables, then a random tree of `size` jobs to start from."""
+    @initialize(seed=st.lists(st.tuples(st.integers(0, 7), st.booleans()), max_size=8))
+    def clean_and_seed(self, seed: list[tuple[int, bool]]) -> None:
+        """Empty tables, then a random tree to start from: each (parent, leaf) submits a
+        leaf or a group under the parent-th group so far (modulo, 0 for the root)."""
         self.db.execute(
             "TRUNCATE jobs, dependencies, job_logs, events, worker_rules, workers RESTART IDENTITY"
         )
         self.refresh()
-        for _ in range(size):
-            parent = data.draw(st.sampled_from([0, *self.groups()]), "seed parent")
-            command = data.draw(st.sampled_from(["", "echo x"]), "seed command")
-            body = {"parent": parent, "title": "seed", "command": command}
+        for choice, leaf in seed:
+            parents = [0, *self.groups()]
+            body = {
+                "parent": parents[choice % len(parents)],
+                "title": "seed",
+                "command": "echo x" if leaf else "",
+            }
             self.send("PUT", "/api/jobs", body, refused=False)
 
     @rule(data=st.data(), priority=PRIORITIES)

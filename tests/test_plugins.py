@@ -49,7 +49,7 @@ BUILT_IN: dict[str, tuple[bool, list[str], dict[str, Any]]] = {
         ["corral_admit"],
         {"per_tag": {}, "per_user": {}, "default_per_user": 0},
     ),
-    "coalition_workers": (True, [], {"slots": 1}),
+    "coalition_workers": (True, [], {}),
 }
 NIGHTSHIFT_DEFAULTS: dict[str, Any] = {
     "tag": "heavy",

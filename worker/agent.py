@@ -33,6 +33,10 @@ _IDLE_HEARTBEAT = 5.0
 class ProtocolError(Exception):
     """The server refused a request: a bug or a misconfiguration, not an outage."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class Run:
@@ -103,7 +107,9 @@ class Agent:
                 if response.status_code < 300:
                     return msgspec.json.decode(response.content, type=answer)
                 if response.status_code < 500:
-                    raise ProtocolError(f"{path}: {response.status_code} {response.text}")
+                    raise ProtocolError(
+                        f"{path}: {response.status_code} {response.text}", response.status_code
+                    )
                 log.warning(
                     "server error %s on %s; retrying in %.1f s", response.status_code, path, delay
                 )
@@ -229,6 +235,10 @@ class Agent:
                     answer = await self._call(self._path("heartbeat"), beat, p.HeartbeatAnswer)
                 except ProtocolError as exc:
                     log.warning("heartbeat refused (%s)", exc)
+                    if exc.status == 404:
+                        # removed from the farm: what it runs is no longer anybody's
+                        for run in list(self.runs.values()):
+                            self._spawn(self._kill(run, "the server no longer knows this worker"))
                     continue
                 for event, size in sent.items():
                     del self.runs[event].output[:size]

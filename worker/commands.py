@@ -70,7 +70,25 @@ class CommandError(Exception):
 
 
 def _client(server: str) -> httpx.Client:
-    return httpx.Client(base_url=server.rstrip("/"), timeout=30.0)
+    return httpx.Client(
+        base_url=server.rstrip("/"),
+        timeout=30.0,
+        transport=_Reachable(server),
+    )
+
+
+class _Reachable(httpx.HTTPTransport):
+    """Say plainly that the server cannot be reached, instead of a traceback."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__()
+        self._server = server
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.TransportError as exc:
+            raise CommandError(f"cannot reach the server at {self._server}: {exc}") from None
 
 
 def _check(response: httpx.Response) -> httpx.Response:
@@ -85,35 +103,50 @@ def _check(response: httpx.Response) -> httpx.Response:
 
 def submit_tree(server: str, root: JobNode, parent: int = 0) -> int:
     """Create a job tree: parents before children, then the `after` dependencies between
-    them. The id of the root."""
+    them. The root is created paused and let go once the whole tree is in place, so no job
+    starts before the jobs it waits for are known; if anything fails half-way, what was
+    created is deleted. The id of the root."""
     ids: dict[str, int] = {}
     created: list[tuple[JobNode, int]] = []
     with _client(server) as http:
 
-        def create(node: JobNode, parent_id: int) -> int:
+        def create(node: JobNode, parent_id: int, *, hold: bool) -> int:
             body = msgspec.structs.asdict(node)
             for local in ("name", "after", "children"):
                 body.pop(local)
             body["parent"] = parent_id
+            body["paused"] = node.paused or hold
             job_id = msgspec.json.decode(_check(http.put("/api/jobs", json=body)).content, type=int)
+            created.append((node, job_id))
             if node.name:
                 if node.name in ids:
                     raise CommandError(f"two jobs of the file are named {node.name!r}")
                 ids[node.name] = job_id
-            created.append((node, job_id))
             for child in node.children:
-                create(child, job_id)
+                create(child, job_id, hold=False)
             return job_id
 
-        root_id = create(root, parent)
-        for node, job_id in created:
-            if not node.after:
-                continue
-            unknown = [n for n in node.after if n not in ids]
-            if unknown:
-                raise CommandError(f"job {node.title!r} waits for unknown name(s) {unknown}")
-            deps = sorted({*node.dependencies, *(ids[n] for n in node.after)})
-            _check(http.post(f"/api/jobs/{job_id}/dependencies", json=deps))
+        try:
+            root_id = create(root, parent, hold=True)
+            for node, job_id in created:
+                if not node.after:
+                    continue
+                unknown = [n for n in node.after if n not in ids]
+                if unknown:
+                    raise CommandError(f"job {node.title!r} waits for unknown name(s) {unknown}")
+                deps = sorted({*node.dependencies, *(ids[n] for n in node.after)})
+                _check(http.post(f"/api/jobs/{job_id}/dependencies", json=deps))
+        except CommandError:
+            if created:
+                http.request("DELETE", "/api/jobs", json=[created[0][1]])
+            raise
+        if not root.paused:
+            # pausing the root paused the tree below it; let it go, but for the jobs the
+            # file itself pauses
+            _check(http.post("/api/jobs", json={str(root_id): {"paused": False}}))
+            held = [job_id for node, job_id in created[1:] if node.paused]
+            if held:
+                _check(http.post("/api/pausejobs", json=held))
     return root_id
 
 

@@ -49,10 +49,12 @@ async def _fields(request: Request[object, object, State]) -> _Fields | None:
 
 
 def _machine(fields: _Fields) -> Machine:
-    try:
-        cpu = [min(max(float(x), 0.0), 100.0) for x in msgspec.json.decode(fields.load or "[]")]
-    except (msgspec.DecodeError, TypeError, ValueError):
-        cpu = None
+    cpu: list[float] | None = None
+    if fields.load:
+        try:
+            cpu = [min(max(float(x), 0.0), 100.0) for x in msgspec.json.decode(fields.load)]
+        except (msgspec.DecodeError, TypeError, ValueError):
+            cpu = None
     return Machine(cpu=cpu, free_memory=fields.free_memory, total_memory=fields.total_memory)
 
 

@@ -67,9 +67,12 @@ UPDATE jobs
 
 -- name: update_command
 -- turning a childless group into a leaf or back: the new leaf waits (or is blocked),
--- the new group's state follows from its (empty) counters
+-- the new group's state and times follow from its (empty) counters
 UPDATE jobs
    SET command = $2,
+       start_time = CASE WHEN $2 = '' THEN 0 ELSE start_time END,
+       duration = CASE WHEN $2 = '' THEN 0 ELSE duration END,
+       progress = CASE WHEN $2 = '' THEN 0 ELSE progress END,
        state = CASE
            WHEN $2 = '' THEN corral_group_state(total, total_finished, total_errors,
                                                 total_working, total_pending, deps_unmet)
@@ -134,7 +137,7 @@ DELETE FROM jobs WHERE id = ANY ($1) OR path && $1;
 UPDATE jobs
    SET state = CASE WHEN corral_blocked(path, deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
        paused = false, start_time = 0, duration = 0, ping_time = 0, run_done = 0,
-       progress = 0, worker = '', current_event = NULL, log_size = 0
+       progress = 0, worker = '', current_event = NULL, log_size = 0, held_until = 0
  WHERE (id = ANY ($1) OR path && $1) AND command <> ''
    AND (NOT $2 OR state = 'ERROR')
 RETURNING id;
@@ -146,11 +149,12 @@ DELETE FROM job_logs WHERE job_id = ANY ($1);
 -- unpause, and queue again the leaves that finished or failed
 UPDATE jobs
    SET paused = false,
+       held_until = 0,
        state = CASE WHEN command <> '' AND state IN ('FINISHED', 'ERROR')
                     THEN CASE WHEN corral_blocked(path, deps_unmet) THEN 'PENDING' ELSE 'WAITING' END
                     ELSE state END
  WHERE (id = ANY ($1) OR path && $1)
-   AND (paused OR (command <> '' AND state IN ('FINISHED', 'ERROR')));
+   AND (paused OR held_until > 0 OR (command <> '' AND state IN ('FINISHED', 'ERROR')));
 
 -- name: set_paused
 UPDATE jobs SET paused = $2 WHERE (id = ANY ($1) OR path && $1) AND paused <> $2;

@@ -42,7 +42,8 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
 
 -- name: end_run
 -- End the run $1: the event ends as $5 (with exit code $2 and reason $6), the job goes to
--- $3 (FINISHED, ERROR, or WAITING to run again, not before $4). Answers the job id, or
+-- $3 (FINISHED, ERROR, or WAITING to run again, not before $4 seconds from now). Answers
+-- the job id and the state it is in now, or
 -- nothing when the run was no longer current.
 WITH run AS (
     UPDATE events e
@@ -56,7 +57,8 @@ WITH run AS (
            duration = corral_epoch() - j.start_time,
            run_done = j.run_done + 1,
            progress = CASE WHEN $3::text = 'FINISHED' THEN 1 ELSE j.progress END,
-           held_until = $4,
+           held_until = CASE WHEN $4::double precision > 0
+                             THEN corral_epoch() + $4 ELSE 0 END,
            current_event = NULL
       FROM run WHERE j.id = run.job_id AND j.current_event = run.id
     RETURNING j.id, j.state
@@ -144,11 +146,19 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
  WHERE j.state = 'WORKING';
 
 -- name: lose_workers
--- workers silent since before $1 stop answering for their jobs
+-- workers silent for more than $1 seconds stop answering for their jobs
 UPDATE workers w SET state = 'TIMEOUT', wanted = 0
   FROM workers o
- WHERE o.name = w.name AND w.ping_time < $1 AND w.state <> 'TIMEOUT'
+ WHERE o.name = w.name AND w.ping_time < corral_epoch() - $1 AND w.state <> 'TIMEOUT'
 RETURNING w.name, o.state AS old;
+
+-- name: unreported_runs
+-- runs their worker has not reported for more than $1 seconds (a hand-over whose answer
+-- never arrived, a run the worker forgot): their jobs go back to the queue
+SELECT id FROM jobs WHERE state = 'WORKING' AND ping_time < corral_epoch() - $1;
+
+-- name: now
+SELECT corral_epoch();
 
 -- name: release_held
 -- delayed retries whose time has come
