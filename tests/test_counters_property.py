@@ -388,6 +388,17 @@ class CountersMachine(RuleBasedStateMachine):
             expect(g, "group state", rows[g]["state"], group_state(counts, unmet[g]))
             starts = [rows[leaf]["start_time"] for leaf in under if rows[leaf]["start_time"] > 0]
             expect(g, "start_time", rows[g]["start_time"], min(starts, default=0))
+            # a group's duration: finished leaves' durations + elapsed of running ones
+            done = sum(
+                rows[leaf]["duration"] for leaf in under if rows[leaf]["state"] == "FINISHED"
+            )
+            if rows[g]["duration_done"] != pytest.approx(done, rel=1e-12, abs=1e-9):
+                expect(g, "duration_done", rows[g]["duration_done"], done)
+            running = [
+                rows[leaf]["start_time"] for leaf in under if rows[leaf]["state"] == "WORKING"
+            ]
+            if rows[g]["working_start_sum"] != pytest.approx(sum(running), abs=1e-3):
+                expect(g, "working_start_sum", rows[g]["working_start_sum"], sum(running))
 
         if any(j in cyclic(parents, deps) for j in rows):
             problems.append(f"a dependency cycle was accepted: {cyclic(parents, deps)}")

@@ -65,11 +65,13 @@ SELECT d.job_id, t.id, t.title, t.state
 -- name: running_by_tag
 SELECT t.tag, count(*)::integer AS n
   FROM jobs j, unnest(j.tags) AS t (tag)
- WHERE j.state = 'WORKING'
+ WHERE j.state = 'WORKING' AND j.command <> ''
  GROUP BY t.tag;
 
 -- name: running_by_user
-SELECT user_name, count(*)::integer AS n FROM jobs WHERE state = 'WORKING' GROUP BY user_name;
+SELECT user_name, count(*)::integer AS n FROM jobs
+ WHERE state = 'WORKING' AND command <> ''
+ GROUP BY user_name;
 
 -- name: want
 -- a pick waits: the worker wants `$2` more jobs (none while it is stopped). Answers

@@ -86,7 +86,7 @@ WITH stopped AS (
            current_event = NULL,
            duration = corral_epoch() - j.start_time
       FROM jobs o
-     WHERE o.id = j.id AND j.state = 'WORKING'
+     WHERE o.id = j.id AND j.state = 'WORKING' AND j.command <> ''
        AND (j.id = ANY ($1::bigint[]) OR j.path && $1::bigint[] OR j.worker = ANY ($2::text[]))
     RETURNING o.current_event AS event_id
 ), ended AS (
@@ -155,7 +155,8 @@ RETURNING w.name, o.state AS old;
 -- name: unreported_runs
 -- runs their worker has not reported for more than $1 seconds (a hand-over whose answer
 -- never arrived, a run the worker forgot): their jobs go back to the queue
-SELECT id FROM jobs WHERE state = 'WORKING' AND ping_time < corral_epoch() - $1;
+SELECT id FROM jobs
+ WHERE state = 'WORKING' AND command <> '' AND ping_time < corral_epoch() - $1;
 
 -- name: now
 SELECT corral_epoch();
