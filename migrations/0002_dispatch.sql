@@ -1,5 +1,6 @@
 -- Dispatch: workers waiting for work, runs handed to them, delayed retries, the reason a
--- run was stopped, and a wake-up for the planner whenever a job becomes ready.
+-- run was stopped, a wake-up for the planner whenever a job becomes ready; and two
+-- details the worker protocols need (64-bit exit codes, fresh affinity slot numbers).
 
 -- free slots a waiting pick asks to fill, and since when it waits (oldest served first)
 ALTER TABLE workers ADD COLUMN wanted integer NOT NULL DEFAULT 0 CHECK (wanted >= 0);
@@ -11,6 +12,8 @@ ALTER TABLE events ADD COLUMN delivered boolean NOT NULL DEFAULT false;
 CREATE INDEX events_undelivered ON events (worker) WHERE state = 'WORKING' AND NOT delivered;
 -- why a run ended other than by its own exit (paused, reset, timeout, ...)
 ALTER TABLE events ADD COLUMN reason text NOT NULL DEFAULT '';
+-- as reported: Windows crash codes such as 0xC0000005 do not fit 32 bits
+ALTER TABLE events ALTER COLUMN exit_code TYPE bigint;
 CREATE INDEX events_running ON events (worker) WHERE state = 'WORKING';
 
 -- a failed job requeued after a backoff may not run before this time
@@ -50,3 +53,15 @@ CREATE TRIGGER jobs_ready_inserted AFTER INSERT ON jobs
 CREATE TRIGGER jobs_ready_updated AFTER UPDATE ON jobs
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION corral_notify_ready();
+
+-- The moment a statement runs, not the start of its transaction: a run's start and end
+-- must come after the commits that allowed them (a frame starts after its dependency
+-- finished, even when the planner's transaction began a little earlier).
+CREATE FUNCTION corral_clock() RETURNS double precision
+    LANGUAGE sql VOLATILE AS $$ SELECT extract(epoch FROM clock_timestamp())::double precision $$;
+
+-- Names created on first use take slot numbers never used before, above the 64 slots that
+-- Coalition's clients manage, so clearing a slot never hands its number (still held by
+-- the jobs that had it) to an unrelated new name.
+CREATE SEQUENCE affinity_auto_ids;
+SELECT setval('affinity_auto_ids', greatest((SELECT max(id) FROM affinities), 64));

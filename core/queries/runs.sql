@@ -4,7 +4,9 @@
 -- name: start_runs
 -- Start jobs $1 on workers $2 (pairwise); a job starts only if it is still a ready leaf
 -- and nobody else holds it. Answers the runs that started.
-WITH pairs AS (
+WITH clock AS MATERIALIZED (
+    SELECT corral_clock() AS now
+), pairs AS (
     SELECT * FROM unnest($1::bigint[], $2::text[]) AS p (job_id, worker)
 ), ready AS (
     SELECT j.id, j.title, pairs.worker
@@ -13,13 +15,13 @@ WITH pairs AS (
      FOR NO KEY UPDATE OF j SKIP LOCKED
 ), event AS (
     INSERT INTO events (worker, job_id, job_title, start)
-    SELECT ready.worker, ready.id, ready.title, corral_epoch() FROM ready
+    SELECT ready.worker, ready.id, ready.title, clock.now FROM ready, clock
     RETURNING id, job_id, worker
 ), started AS (
     UPDATE jobs j
-       SET state = 'WORKING', worker = event.worker, start_time = corral_epoch(),
-           ping_time = corral_epoch(), duration = 0, progress = 0, current_event = event.id
-      FROM event WHERE j.id = event.job_id
+       SET state = 'WORKING', worker = event.worker, start_time = clock.now,
+           ping_time = clock.now, duration = 0, progress = 0, current_event = event.id
+      FROM event, clock WHERE j.id = event.job_id
 ), busy AS (
     UPDATE workers w
        SET state = 'WORKING', current_event = c.event, last_job = c.job,
@@ -45,22 +47,25 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
 -- $3 (FINISHED, ERROR, or WAITING to run again, not before $4 seconds from now). Answers
 -- the job id and the state it is in now, or
 -- nothing when the run was no longer current.
-WITH run AS (
+WITH clock AS MATERIALIZED (
+    SELECT corral_clock() AS now
+), run AS (
     UPDATE events e
-       SET state = $5, duration = corral_epoch() - e.start, exit_code = $2, reason = $6
+       SET state = $5, duration = clock.now - e.start, exit_code = $2, reason = $6
+      FROM clock
      WHERE e.id = $1 AND e.state = 'WORKING'
     RETURNING e.id, e.job_id, e.worker
 ), job AS (
     UPDATE jobs j
        SET state = CASE WHEN $3::text = 'WAITING' AND corral_blocked(j.path, j.deps_unmet)
                         THEN 'PENDING' ELSE $3::text END,
-           duration = corral_epoch() - j.start_time,
+           duration = clock.now - j.start_time,
            run_done = j.run_done + 1,
            progress = CASE WHEN $3::text = 'FINISHED' THEN 1 ELSE j.progress END,
            held_until = CASE WHEN $4::double precision > 0
-                             THEN corral_epoch() + $4 ELSE 0 END,
+                             THEN clock.now + $4 ELSE 0 END,
            current_event = NULL
-      FROM run WHERE j.id = run.job_id AND j.current_event = run.id
+      FROM run, clock WHERE j.id = run.job_id AND j.current_event = run.id
     RETURNING j.id, j.state
 ), counted AS (
     UPDATE workers w
@@ -80,19 +85,21 @@ SELECT id, state FROM job;
 -- Stop the runs of the leaves below $1 (job ids) and of the workers $2: each job goes
 -- back to waiting (or blocked), each event ends as $3 with the reason $4. The worker
 -- process learns it at its next heartbeat.
-WITH stopped AS (
+WITH clock AS MATERIALIZED (
+    SELECT corral_clock() AS now
+), stopped AS (
     UPDATE jobs j
        SET state = CASE WHEN corral_blocked(j.path, j.deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
            current_event = NULL,
-           duration = corral_epoch() - j.start_time
-      FROM jobs o
+           duration = clock.now - j.start_time
+      FROM jobs o, clock
      WHERE o.id = j.id AND j.state = 'WORKING' AND j.command <> ''
        AND (j.id = ANY ($1::bigint[]) OR j.path && $1::bigint[] OR j.worker = ANY ($2::text[]))
     RETURNING o.current_event AS event_id
 ), ended AS (
     UPDATE events e
-       SET state = $3, duration = corral_epoch() - e.start, reason = $4
-      FROM stopped WHERE e.id = stopped.event_id AND e.state = 'WORKING'
+       SET state = $3, duration = clock.now - e.start, reason = $4
+      FROM stopped, clock WHERE e.id = stopped.event_id AND e.state = 'WORKING'
     RETURNING e.id, e.worker
 )
 UPDATE workers w
