@@ -31,7 +31,9 @@ class Database:
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, reset=_keep_session
+        )
         return cls(pool)
 
     async def close(self) -> None:
@@ -58,3 +60,9 @@ class Database:
                 return await work(conn)
             except _BAD_TEXT:
                 raise Invalid("text must not contain NUL characters") from None
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Skip asyncpg's reset round trip on every release: Corral leaves no session state
+    behind (its advisory locks end with their transaction, it never LISTENs or SETs on a
+    pooled connection)."""

@@ -1,0 +1,1 @@
+"""Measurements of Corral's speed. Not tests: they report figures and assert nothing."""
