@@ -59,7 +59,26 @@ class Job(msgspec.Struct, kw_only=True):
     dependencies: list[int] | UnsetType = UNSET
 
 
-class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _JobEchoes(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The fields a client may echo back from a job it read: accepted, ignored."""
+
+    id: Echoed = None
+    worker: Echoed = None
+    start_time: Echoed = None
+    duration: Echoed = None
+    ping_time: Echoed = None
+    run_done: Echoed = None
+    finished: Echoed = None
+    errors: Echoed = None
+    working: Echoed = None
+    total: Echoed = None
+    total_finished: Echoed = None
+    total_errors: Echoed = None
+    total_working: Echoed = None
+    progress: Echoed = None
+
+
+class JobSpec(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
     """A job to create."""
 
     parent: JobId = 0
@@ -80,23 +99,9 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     progress_pattern: str = ""
     dependencies: list[JobId] = msgspec.field(default_factory=list)
     tags: list[str] = msgspec.field(default_factory=list)
-    id: Echoed = None
-    worker: Echoed = None
-    start_time: Echoed = None
-    duration: Echoed = None
-    ping_time: Echoed = None
-    run_done: Echoed = None
-    finished: Echoed = None
-    errors: Echoed = None
-    working: Echoed = None
-    total: Echoed = None
-    total_finished: Echoed = None
-    total_errors: Echoed = None
-    total_working: Echoed = None
-    progress: Echoed = None
 
 
-class JobEdit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class JobEdit(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
     """Changes to one job; a field left out stays as it is."""
 
     parent: JobId | UnsetType = UNSET
@@ -116,20 +121,6 @@ class JobEdit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     progress_pattern: str | UnsetType = UNSET
     dependencies: list[JobId] | UnsetType = UNSET
     tags: list[str] | UnsetType = UNSET
-    id: Echoed = None
-    worker: Echoed = None
-    start_time: Echoed = None
-    duration: Echoed = None
-    ping_time: Echoed = None
-    run_done: Echoed = None
-    finished: Echoed = None
-    errors: Echoed = None
-    working: Echoed = None
-    total: Echoed = None
-    total_finished: Echoed = None
-    total_errors: Echoed = None
-    total_working: Echoed = None
-    progress: Echoed = None
 
 
 class ChildDependency(msgspec.Struct):

@@ -75,11 +75,6 @@ class Runs:
         self._notifier = Notifier(plugins)
         self._born = time.monotonic()
 
-    async def start(self, job: int, worker: str) -> Started | None:
-        """Start one job on one worker now, outside dispatch (tools and tests)."""
-        started = await self._db.transact(lambda c: start_runs(c, [job], [worker]))
-        return started[0] if started else None
-
     async def finish(self, worker: str | None, event: int, exit_code: int) -> FinishResult:
         """A worker's run ended with `exit_code`. The retry policy decides what follows a
         failure. IGNORED when the run had already been stopped (paused, reset, ...)."""
@@ -141,9 +136,6 @@ class Runs:
             return event
 
         return await self._db.read(work)
-
-    async def append_log(self, job: int, data: bytes) -> None:
-        await self._db.transact(lambda c: _append(c, job, data))
 
     # -- periodic passes ----------------------------------------------------------------
 

@@ -70,9 +70,6 @@ class Workers:
 
         await self._db.transact(work)
 
-    async def set_rules(self, name: str, text: str) -> None:
-        await self._db.transact(lambda c: self._set_rules(c, name, text))
-
     async def edit(self, changes: dict[str, WorkerEdit]) -> None:
         async def work(conn: Conn) -> None:
             await _require(conn, list(changes))
