@@ -129,7 +129,15 @@ class Jobs:
 
     async def submit(self, spec: JobSpec) -> int:
         """Create a job; answer its id."""
-        return await self._db.transact(lambda c: self._submit(c, spec))
+        [job_id] = await self._db.transact(lambda c: self._submit(c, spec.parent, [spec]))
+        return job_id
+
+    async def submit_many(self, parent: int, specs: Sequence[JobSpec]) -> list[int]:
+        """Create many jobs under one parent (0 for roots) at once; their ids, in order."""
+        strays = sorted({s.parent for s in specs} - {0, parent})
+        if strays:
+            raise Invalid(f"jobs of one submission go under its parent {parent}, not {strays}")
+        return await self._db.transact(lambda c: self._submit(c, parent, specs))
 
     async def edit(self, changes: dict[int, JobEdit]) -> None:
         """Apply changes to several jobs at once (all or none)."""
@@ -193,49 +201,59 @@ class Jobs:
 
     # -- the parts ----------------------------------------------------------------------
 
-    async def _submit(self, conn: Conn, spec: JobSpec) -> int:
+    async def _submit(self, conn: Conn, parent_id: int, specs: Sequence[JobSpec]) -> list[int]:
+        """Create jobs under one parent with one INSERT; their ids, in order."""
         path: list[int] = []
         prio_prefix: list[int] = []
-        inherited: list[int] = []
-        paused = bool(spec.paused) or spec.state == "PAUSED"
-        if spec.parent:
-            parent = await conn.fetchrow(Q["lock_job"], spec.parent)
+        inherited: set[int] = set()
+        parent_paused = False
+        if parent_id:
+            parent = await conn.fetchrow(Q["lock_job"], parent_id)
             if parent is None:
-                raise Invalid(f"parent job {spec.parent} does not exist")
+                raise Invalid(f"parent job {parent_id} does not exist")
             if parent["command"]:
                 raise Invalid(
-                    f"job {spec.parent} has a command, so it cannot have children; "
+                    f"job {parent_id} has a command, so it cannot have children; "
                     "a group is a job with an empty command"
                 )
             path = [*parent["path"], parent["id"]]
             prio_prefix = list(parent["prio_path"])
-            inherited = list(parent["affinity_ids"])
-            paused = paused or parent["paused"]
+            inherited = set(parent["affinity_ids"])
+            parent_paused = parent["paused"]
         self._check_depth(len(path) + 1)
-        own = await self._affinity_ids(conn, spec.affinity)
-        job_id: int = await conn.fetchval(
-            Q["insert_job"],
-            spec.parent or None,
-            path,
-            [*prio_prefix, spec.priority],
-            spec.title,
-            spec.command,
-            spec.dir,
-            _environment(spec.environment),
-            spec.user,
-            spec.url,
-            spec.progress_pattern,
-            own,
-            sorted(set(inherited) | set(own)),
-            spec.priority,
-            spec.retry,
-            spec.timeout,
-            spec.tags,
-            paused,
-        )
-        if spec.dependencies:
-            await self._set_dependencies(conn, job_id, spec.dependencies)
-        return job_id
+        own_ids: dict[str, list[int]] = {}
+        rows: list[_NewJob] = []
+        for order, spec in enumerate(specs):
+            if spec.affinity not in own_ids:
+                own_ids[spec.affinity] = await self._affinity_ids(conn, spec.affinity)
+            own = own_ids[spec.affinity]
+            rows.append(
+                _NewJob(
+                    order=order,
+                    title=spec.title,
+                    command=spec.command,
+                    dir=spec.dir,
+                    environment=_environment(spec.environment),
+                    user_name=spec.user,
+                    url=spec.url,
+                    progress_pattern=spec.progress_pattern,
+                    own_affinity_ids=own,
+                    affinity_ids=sorted(inherited | set(own)),
+                    priority=spec.priority,
+                    retry=spec.retry,
+                    timeout=spec.timeout,
+                    tags=spec.tags,
+                    paused=parent_paused or bool(spec.paused) or spec.state == "PAUSED",
+                )
+            )
+        encoded = msgspec.json.encode(rows).decode()
+        inserted = await conn.fetch(Q["insert_jobs"], parent_id or None, path, prio_prefix, encoded)
+        # one statement's identity values rise in the order of its rows
+        ids = sorted(r["id"] for r in inserted)
+        waiting = [(job_id, spec.dependencies) for job_id, spec in zip(ids, specs, strict=True)]
+        if any(deps for _, deps in waiting):
+            await self._add_dependencies(conn, waiting)
+        return ids
 
     async def _edit(self, conn: Conn, job_id: int, edit: JobEdit) -> None:
         row = await conn.fetchrow(Q["lock_job"], job_id)
@@ -303,6 +321,21 @@ class Jobs:
         checked = await conn.fetch(Q["with_dependencies"], [job_id])
         await _check_cycles(conn, [r["id"] for r in checked])
 
+    async def _add_dependencies(
+        self, conn: Conn, waiting: Sequence[tuple[int, Sequence[int]]]
+    ) -> None:
+        """Dependencies of new jobs, all in one statement."""
+        pairs = [(job_id, dep) for job_id, deps in waiting for dep in sorted(set(deps))]
+        targets = sorted({dep for _, dep in pairs})
+        existing = {r["id"] for r in await conn.fetch(Q["select_existing"], targets)}
+        missing = [d for d in targets if d not in existing]
+        if missing:
+            raise Invalid(f"dependencies do not exist: {missing}")
+        await conn.execute(
+            Q["insert_dependency_pairs"], [j for j, _ in pairs], [d for _, d in pairs]
+        )
+        await _check_cycles(conn, sorted({j for j, _ in pairs}))
+
     async def _set_dependencies(self, conn: Conn, job_id: int, depends_on: Sequence[int]) -> None:
         wanted = sorted(set(depends_on))
         if job_id in wanted:
@@ -368,6 +401,26 @@ def _compile(clause: str, *, first_param: int) -> tuple[str, list[int | float | 
         return compile_where(clause, WHERE_COLUMNS, first_param)
     except FilterError as exc:
         raise Invalid(f"where_clause: {exc}") from None
+
+
+class _NewJob(msgspec.Struct):
+    """One row of a bulk insert, as the insert_jobs query reads it."""
+
+    order: int
+    title: str
+    command: str
+    dir: str
+    environment: str
+    user_name: str
+    url: str
+    progress_pattern: str
+    own_affinity_ids: list[int]
+    affinity_ids: list[int]
+    priority: int
+    retry: int
+    timeout: int
+    tags: list[str]
+    paused: bool
 
 
 def _environment(env: Environment) -> str:

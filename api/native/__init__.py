@@ -3,13 +3,14 @@
 from litestar import Router
 
 from api.body import CorralRequest
+from api.native.jobs import JobsController
 from api.native.workers import WorkerProtocol
 
 
 def native_router() -> Router:
     return Router(
         path="/api/v2",
-        route_handlers=[WorkerProtocol],
+        route_handlers=[JobsController, WorkerProtocol],
         request_class=CorralRequest,
-        tags=["worker protocol"],
+        tags=["native"],
     )

@@ -41,14 +41,23 @@ SELECT coalesce(max(cardinality(s.path)) - cardinality(j.path), 0)
  WHERE j.id = $1
  GROUP BY j.path;
 
--- name: insert_job
--- $1 parent id (NULL for a root), $2 path, $3 prio_path, ...; a leaf below a blocked
--- group starts PENDING
+-- name: insert_jobs
+-- jobs under one parent ($1, NULL for roots; $2 the path of the new jobs, $3 the parent's
+-- prio_path), one per element of the JSON array $4; a leaf below a blocked group starts
+-- PENDING. Answers their ids.
 INSERT INTO jobs (parent_id, path, prio_path, title, command, dir, environment, user_name,
                   url, progress_pattern, own_affinity_ids, affinity_ids, priority, retry,
                   timeout, tags, paused, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-        CASE WHEN $5 <> '' AND corral_blocked($2, 0) THEN 'PENDING' ELSE 'WAITING' END)
+SELECT $1, $2, $3::integer[] || r.priority, r.title, r.command, r.dir, r.environment,
+       r.user_name, r.url, r.progress_pattern, r.own_affinity_ids, r.affinity_ids,
+       r.priority, r.retry, r.timeout, r.tags, r.paused,
+       CASE WHEN r.command <> '' AND corral_blocked($2, 0) THEN 'PENDING' ELSE 'WAITING' END
+  FROM jsonb_to_recordset($4::jsonb) AS r (
+           "order" integer, title text, command text, dir text, environment text,
+           user_name text, url text, progress_pattern text, own_affinity_ids integer[],
+           affinity_ids integer[], priority integer, retry integer, timeout integer,
+           tags text[], paused boolean)
+ ORDER BY r."order"
 RETURNING id;
 
 -- name: update_fields
@@ -115,6 +124,10 @@ DELETE FROM dependencies WHERE job_id = $1;
 -- name: insert_dependencies
 INSERT INTO dependencies (job_id, depends_on)
 SELECT $1, unnest($2::bigint[]);
+
+-- name: insert_dependency_pairs
+INSERT INTO dependencies (job_id, depends_on)
+SELECT unnest($1::bigint[]), unnest($2::bigint[]);
 
 -- name: dependency_cycle
 SELECT corral_dependency_cycle($1::bigint[]);
