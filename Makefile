@@ -1,4 +1,5 @@
-# The two commands of the README: `make serve` runs Corral, `make test` checks it.
+# The two commands of the README: `make serve` runs Corral, `make test` checks it;
+# `make bench` measures it.
 # Both create the virtual environment and install into it when needed.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: serve test lint install
+.PHONY: serve test lint install bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,3 +28,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Measure and write docs/benchmarks.md; ARGS="--quick" for a run under two minutes.
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.run $(ARGS)

@@ -1,0 +1,110 @@
+"""Simulated workers: asyncio, raw HTTP/1.1 keep-alive, the native worker protocol, jobs of
+zero length. Light enough that the measurement is the scheduler, not the client.
+
+    python -m tests.bench.loadgen --url http://127.0.0.1:PORT --workers 10 --seconds 5
+
+Prints one JSON object: the jobs completed (pick + finish) and the seconds measured.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class Http:
+    """One keep-alive connection; POSTs JSON and reads the answer by Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> "Http":
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def post(self, path: str, body: bytes) -> bytes:
+        return await self.request(b"POST", path, body)
+
+    async def put(self, path: str, body: bytes) -> bytes:
+        return await self.request(b"PUT", path, body)
+
+    async def request(self, method: bytes, path: str, body: bytes) -> bytes:
+        self._writer.write(
+            b"%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (method, path.encode(), len(body), body)
+        )
+        status = await self._reader.readline()
+        length = 0
+        while (line := await self._reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        answer = await self._reader.readexactly(length)
+        if not status.startswith(b"HTTP/1.1 2"):
+            raise RuntimeError(f"{path}: {status.decode().strip()} {answer[:200]!r}")
+        return answer
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class Run(msgspec.Struct):
+    event: int
+
+
+class Picked(msgspec.Struct):
+    runs: list[Run]
+
+
+async def worker(host: str, port: int, name: str, stop: asyncio.Event, done: list[int]) -> None:
+    http = await Http.open(host, port)
+    try:
+        await http.post("/api/v2/workers/register", msgspec.json.encode({"name": name, "slots": 1}))
+        pick = msgspec.json.encode({"slots": 1, "wait": 1.0})
+        decoder = msgspec.json.Decoder(Picked)
+        while not stop.is_set():
+            picked = decoder.decode(await http.post(f"/api/v2/workers/{name}/pick", pick))
+            for run in picked.runs:
+                finish = msgspec.json.encode({"event": run.event, "exit_code": 0})
+                await http.post(f"/api/v2/workers/{name}/finish", finish)
+                done[0] += 1
+    finally:
+        http.close()
+
+
+async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict[str, float]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    stop = asyncio.Event()
+    done = [0]
+    tasks = [
+        asyncio.create_task(worker(host, port, f"sim-{workers}-{i}", stop, done))
+        for i in range(workers)
+    ]
+    await asyncio.sleep(warmup)
+    first, start = done[0], time.perf_counter()
+    await asyncio.sleep(seconds)
+    completed, elapsed = done[0] - first, time.perf_counter() - start
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"workers": workers, "jobs": completed, "seconds": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.url, args.workers, args.seconds, args.warmup))
+    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()
