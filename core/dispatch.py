@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import msgspec
@@ -234,6 +234,9 @@ class Picks:
         self._db = db
         self._config = config
         self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # called when a pick starts waiting, to plan at once in this process (the
+        # NOTIFY it also sends wakes the planners of the others)
+        self.on_demand: Callable[[], None] = lambda: None
 
     def assigned(self, workers: Sequence[str]) -> None:
         """The planner (in any process) assigned runs to these workers."""
@@ -250,16 +253,20 @@ class Picks:
         wake = asyncio.Event()
         self._waiting[worker].add(wake)
         try:
-            active = await self._db.transact(lambda c: _want(c, worker, slots))
+            active: bool | None = await self._db.statement(
+                lambda c: c.fetchval(Q["want"], worker, slots)
+            )
             if active is None:
                 return None
+            if active:
+                self.on_demand()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=wait)
             if not active:
                 return []
             ready = await self._deliver(worker)
             if not ready:
-                await self._db.transact(lambda c: c.execute(Q["unwant"], worker))
+                await self._db.statement(lambda c: c.execute(Q["unwant"], worker))
                 # a run assigned between the last look and giving up
                 ready = await self._deliver(worker)
             return ready
@@ -272,14 +279,7 @@ class Picks:
         async def work(conn: Conn) -> list[Assignment]:
             return [_assignment(r) for r in await conn.fetch(Q["deliver"], worker)]
 
-        return await self._db.transact(work)
-
-
-async def _want(conn: Conn, worker: str, slots: int) -> bool | None:
-    active: bool | None = await conn.fetchval(Q["want"], worker, slots)
-    if active:
-        await conn.execute(Q["wake_planner"])
-    return active
+        return await self._db.statement(work)
 
 
 async def _notify_assigned(conn: Conn, workers: set[str]) -> None:

@@ -78,6 +78,15 @@ class Runs:
     async def finish(self, worker: str | None, event: int, exit_code: int) -> FinishResult:
         """A worker's run ended with `exit_code`. The retry policy decides what follows a
         failure. IGNORED when the run had already been stopped (paused, reset, ...)."""
+        if exit_code == 0 and not self._plugins.implements("corral_job_state_changed"):
+            # the hot path: nothing to decide and no one to tell, so one statement
+            ended = await self._db.statement(
+                lambda c: c.fetchrow(
+                    Q["end_run"], event, 0, "FINISHED", 0.0, "FINISHED", "", worker
+                )
+            )
+            if ended is not None:
+                return "FINISHED"
 
         async def work(conn: Conn) -> tuple[FinishResult, JobView | None, JobState]:
             row = await conn.fetchrow(Q["lock_run"], event, worker)
@@ -246,7 +255,9 @@ async def _end(
     reason: str,
 ) -> JobState:
     """End a run; the job's state after it (WAITING ones may not run for `delay` s)."""
-    row = await conn.fetchrow(Q["end_run"], event, exit_code, job_state, delay, event_state, reason)
+    row = await conn.fetchrow(
+        Q["end_run"], event, exit_code, job_state, delay, event_state, reason, None
+    )
     assert row is not None, "the run was locked as current"
     new: JobState = row["state"]
     return new

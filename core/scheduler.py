@@ -38,6 +38,7 @@ class Scheduler:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._picks.on_demand = self.wake
         d = self._config.dispatch
         self._add("plan", self._plan, d.interval)
         self._add("timeouts", self._runs.expire_timeouts, d.timeout_interval)
@@ -86,7 +87,9 @@ class Scheduler:
         try:
             while True:
                 self._again = False
-                await self._planner.plan()
+                started = await self._planner.plan()
+                # this process's picks at once; the others hear it through NOTIFY
+                self._picks.assigned([s.worker for s in started])
                 if not self._again:
                     return
         finally:

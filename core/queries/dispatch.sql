@@ -74,17 +74,17 @@ SELECT user_name, count(*)::integer AS n FROM jobs
  GROUP BY user_name;
 
 -- name: want
--- a pick waits: the worker wants `$2` more jobs (none while it is stopped). Answers
--- whether it is active, nothing for an unknown worker.
-UPDATE workers
-   SET wanted = CASE WHEN active THEN $2 ELSE 0 END,
-       wanted_at = corral_epoch(), ping_time = corral_epoch(),
-       state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
- WHERE name = $1
-RETURNING active;
-
--- name: wake_planner
-SELECT pg_notify('corral_dispatch', '');
+-- a pick waits: the worker wants `$2` more jobs (none while it is stopped), and the
+-- planners hear of it. Answers whether it is active, nothing for an unknown worker.
+WITH asked AS (
+    UPDATE workers
+       SET wanted = CASE WHEN active THEN $2 ELSE 0 END,
+           wanted_at = corral_epoch(), ping_time = corral_epoch(),
+           state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
+     WHERE name = $1
+    RETURNING active
+)
+SELECT active, CASE WHEN active THEN pg_notify('corral_dispatch', '') END FROM asked;
 
 -- name: unwant
 UPDATE workers SET wanted = 0 WHERE name = $1;

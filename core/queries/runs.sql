@@ -8,11 +8,15 @@ WITH clock AS MATERIALIZED (
     SELECT corral_clock() AS now
 ), pairs AS (
     SELECT * FROM unnest($1::bigint[], $2::text[]) AS p (job_id, worker)
-), ready AS (
-    SELECT j.id, j.title, pairs.worker
+), locked AS (
+    -- by primary key only: with the ready-queue conditions here the planner may walk
+    -- the whole ready index when its statistics lag behind a bulk load
+    SELECT j.id, j.title, j.state, j.paused, j.command, j.held_until, pairs.worker
       FROM jobs j JOIN pairs ON pairs.job_id = j.id
-     WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
      FOR NO KEY UPDATE OF j SKIP LOCKED
+), ready AS (
+    SELECT * FROM locked
+     WHERE state = 'WAITING' AND NOT paused AND command <> '' AND held_until = 0
 ), event AS (
     INSERT INTO events (worker, job_id, job_title, start)
     SELECT ready.worker, ready.id, ready.title, clock.now FROM ready, clock
@@ -43,7 +47,8 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
    FOR NO KEY UPDATE OF j;
 
 -- name: end_run
--- End the run $1: the event ends as $5 (with exit code $2 and reason $6), the job goes to
+-- End the run $1 (of worker $7, when given): the event ends as $5 (with exit code $2 and
+-- reason $6), the job goes to
 -- $3 (FINISHED, ERROR, or WAITING to run again, not before $4 seconds from now). Answers
 -- the job id and the state it is in now, or
 -- nothing when the run was no longer current.
@@ -53,7 +58,7 @@ WITH clock AS MATERIALIZED (
     UPDATE events e
        SET state = $5, duration = clock.now - e.start, exit_code = $2, reason = $6
       FROM clock
-     WHERE e.id = $1 AND e.state = 'WORKING'
+     WHERE e.id = $1 AND e.state = 'WORKING' AND ($7::text IS NULL OR e.worker = $7)
     RETURNING e.id, e.job_id, e.worker
 ), job AS (
     UPDATE jobs j
