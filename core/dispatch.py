@@ -10,9 +10,12 @@ and starts every assignment in one transaction. Waiting picks are woken through
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from itertools import islice
 
 import asyncpg
 import msgspec
@@ -160,13 +163,17 @@ class Planner:
         """Up to `slots` jobs for `worker`, and the ids the policies held back."""
         hook = self._plugins.hook
         admit_hooks = self._plugins.implements("corral_admit")
-        by_rank: dict[int, list[_Candidate]] = defaultdict(list)
+        by_rank: dict[int, list[list[_Candidate]]] = defaultdict(list)
         for rank, index in ranked:
-            by_rank[rank].extend(c for c in queues[index].candidates if c.job.id not in skip)
+            by_rank[rank].append(queues[index].candidates)
+        # the hooks see the best few of each rank, not everything read for all workers:
+        # a pass then costs about workers x slots, not workers x queue read
+        window = slots * self._config.dispatch.candidates_per_slot
         chosen: list[JobView] = []
         held: set[int] = set()
         for rank in sorted(by_rank):
-            candidates = by_rank[rank]
+            merged = heapq.merge(*by_rank[rank], key=_queue_order)
+            candidates = list(islice((c for c in merged if c.job.id not in skip), window))
             ordered = hook.corral_order(candidates=[c.job for c in candidates], worker=worker)
             has_deps = {c.job.id for c in candidates if c.has_dependencies}
             jobs = (
@@ -293,6 +300,13 @@ async def _notify_assigned(conn: Conn, workers: set[str]) -> None:
         size += len(name.encode()) + 1
     if batch:
         await conn.execute(Q["notify_assigned"], "\n".join(batch))
+
+
+def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:
+    """The database's order (prio_path descending, then id) as an ascending key. The
+    infinity ends each path so that, as in PostgreSQL, a path before its own extensions
+    sorts after them."""
+    return (*(-p for p in candidate.job.prio_path), math.inf), candidate.job.id
 
 
 def _worker_view(row: asyncpg.Record, names: dict[int, str]) -> WorkerView:
