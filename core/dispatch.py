@@ -59,6 +59,17 @@ class _Candidate(msgspec.Struct):
     has_dependencies: bool
 
 
+class _Demand(msgspec.Struct):
+    """A worker waiting for work, as a pass reads it."""
+
+    name: str
+    wanted: int
+    slots: int
+    running: int
+    # one text per rule: the affinity ids joined by commas
+    rules: list[str]
+
+
 class _SetQueue:
     """The ready jobs of one affinity set read so far, best first."""
 
@@ -89,17 +100,15 @@ class Planner:
     async def _pass(self, conn: Conn, views: dict[int, JobView]) -> list[Started]:
         """Plan and start runs; `views` receives the jobs chosen, for notifications."""
         views.clear()
-        if not await conn.fetchval(Q["try_lock_planner"]):
+        start = await conn.fetchrow(Q["pass_start"], _MAX_DEMAND)
+        assert start is not None
+        demand = msgspec.json.decode(start["demand"], type=list[_Demand])
+        sets = msgspec.json.decode(start["sets"], type=list[list[int]])
+        if not start["locked"] or not demand or not sets:
             return []
-        demand = await conn.fetch(Q["demand"], _MAX_DEMAND)
-        if not demand:
-            return []
-        names = {r["id"]: r["name"] for r in await conn.fetch(Q["affinity_names"])}
-        workers = [_worker_view(r, names) for r in demand]
-        wanted = {r["name"]: int(r["wanted"]) for r in demand}
-        sets: list[list[int]] = [list(r["ids"]) for r in await conn.fetch(Q["ready_sets"])]
-        if not sets:
-            return []
+        names = dict(msgspec.json.decode(start["names"], type=list[tuple[int, str]]))
+        workers = [_worker_view(d, names) for d in demand]
+        wanted = {d.name: d.wanted for d in demand}
 
         # which worker may take which affinity set, at which rank: one hook call per pair
         ranked: dict[str, list[tuple[int, int]]] = {}
@@ -309,11 +318,11 @@ def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:
     return (*(-p for p in candidate.job.prio_path), math.inf), candidate.job.id
 
 
-def _worker_view(row: asyncpg.Record, names: dict[int, str]) -> WorkerView:
+def _worker_view(demand: _Demand, names: dict[int, str]) -> WorkerView:
     rules = tuple(
-        frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in row["rules"]
+        frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in demand.rules
     )
-    return WorkerView(name=row["name"], rules=rules, slots=row["slots"], running=row["running"])
+    return WorkerView(name=demand.name, rules=rules, slots=demand.slots, running=demand.running)
 
 
 def _with_run(farm: FarmView, job: JobView) -> FarmView:

@@ -1,27 +1,23 @@
 -- Dispatch: the demand of waiting workers, the ready queue, and handing runs over.
 
--- name: try_lock_planner
--- one planner at a time across every server process on this database
-SELECT pg_try_advisory_xact_lock(7221, 1);
-
--- name: demand
--- workers waiting for work, longest waiting first, with their ordered rules
-SELECT w.name, w.wanted, w.slots,
-       (SELECT count(*) FROM events e WHERE e.worker = w.name AND e.state = 'WORKING')::integer
-           AS running,
-       coalesce((SELECT array_agg(array_to_string(r.affinity_ids, ',') ORDER BY r.rank)
-                   FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules
-  FROM workers w
- WHERE w.wanted > 0 AND w.active AND w.state <> 'TIMEOUT'
- ORDER BY w.wanted_at
- LIMIT $1;
-
--- name: affinity_names
-SELECT id, name FROM affinities;
-
--- name: ready_sets
--- the distinct affinity sets of the ready queue, one index probe each
-WITH RECURSIVE sets (ids) AS (
+-- name: pass_start
+-- A planning pass begins, in one round trip: the planner lock (one pass at a time across
+-- every server process on this database) and, when it is taken, the workers waiting for
+-- work (longest waiting first, with their ordered rules), the affinity names, and the
+-- distinct affinity sets of the ready queue (one index probe each).
+WITH RECURSIVE planner AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock(7221, 1) AS locked
+), demand AS (
+    SELECT w.name, w.wanted, w.slots, w.wanted_at,
+           (SELECT count(*) FROM events e
+             WHERE e.worker = w.name AND e.state = 'WORKING')::integer AS running,
+           coalesce((SELECT array_agg(array_to_string(r.affinity_ids, ',') ORDER BY r.rank)
+                       FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules
+      FROM workers w, planner
+     WHERE planner.locked AND w.wanted > 0 AND w.active AND w.state <> 'TIMEOUT'
+     ORDER BY w.wanted_at
+     LIMIT $1
+), sets (ids) AS (
     (SELECT affinity_ids FROM jobs
       WHERE state = 'WAITING' AND NOT paused AND command <> '' AND held_until = 0
       ORDER BY affinity_ids LIMIT 1)
@@ -32,7 +28,17 @@ WITH RECURSIVE sets (ids) AS (
              ORDER BY j.affinity_ids LIMIT 1)
       FROM sets WHERE sets.ids IS NOT NULL
 )
-SELECT ids FROM sets WHERE ids IS NOT NULL;
+SELECT planner.locked,
+       (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.wanted_at), '[]') FROM demand d)
+           AS demand,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(a.id, a.name)), '[]')
+          FROM affinities a WHERE planner.locked) AS names,
+       (SELECT coalesce(jsonb_agg(s.ids), '[]')
+          FROM sets s WHERE planner.locked AND s.ids IS NOT NULL) AS sets
+  FROM planner;
+
+-- name: affinity_names
+SELECT id, name FROM affinities;
 
 -- name: ready_top
 -- the best $2 ready jobs with the affinity set $1, by hierarchical priority then id
