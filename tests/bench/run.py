@@ -45,6 +45,7 @@ UPDATE bench_jobs SET state = 'FINISHED' WHERE id = :id;
 @dataclass
 class Figures:
     machine: dict[str, str]
+    depth: list[tuple[int, float, float]]
     throughput: list[tuple[int, float]]
     pgbench: list[tuple[int, float]]
     put_rate: float
@@ -109,6 +110,52 @@ async def put_rate(url: str, jobs: int, connections: int = 10) -> float:
     return jobs // connections * connections / (time.perf_counter() - start)
 
 
+def fill(url: str, depth: int) -> None:
+    """Queue groups of 100 frames until `depth` jobs wait: priorities spread over ten
+    values, half the groups needing the affinity LINUX."""
+    with httpx.Client(base_url=url, timeout=300) as client:
+        count = client.get(
+            "/api/jobs/count/where/", params={"where_clause": "state='WAITING'"}
+        ).json()
+        group = 0
+        while count < depth:
+            parent = client.put(
+                "/api/jobs",
+                json={"title": f"group {group}", "priority": group % 10 * 100,
+                      "affinity": "LINUX" if group % 2 else ""},
+            ).json()  # fmt: skip
+            frames = [{"title": f"f{i}", "command": "true", "priority": i % 7} for i in range(100)]
+            client.post(
+                "/api/v2/jobs/bulk", json={"parent": parent, "jobs": frames}
+            ).raise_for_status()
+            count += 100
+            group += 1
+
+
+async def pick_latency(url: str, samples: int) -> tuple[float, float]:
+    """p50 and p99 (ms) of one worker's picks against a full queue: each pick has work."""
+    port = int(url.rsplit(":", 1)[1])
+    http = await Http.open("127.0.0.1", port)
+    try:
+        await http.post(
+            "/api/v2/workers/register",
+            msgspec.json.encode({"name": "depth-probe", "affinity": "LINUX", "slots": 1}),
+        )
+        pick = msgspec.json.encode({"slots": 1, "wait": 5})
+        waits: list[float] = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            runs = msgspec.json.decode(await http.post("/api/v2/workers/depth-probe/pick", pick))
+            waits.append((time.perf_counter() - start) * 1000)
+            for run in runs["runs"]:
+                finish = msgspec.json.encode({"event": run["event"], "exit_code": 0})
+                await http.post("/api/v2/workers/depth-probe/finish", finish)
+    finally:
+        http.close()
+    waits.sort()
+    return waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+
+
 def throughput(url: str, workers: int, seconds: float) -> float:
     result = subprocess.run(
         [sys.executable, "-m", "tests.bench.loadgen", "--url", url, "--workers", str(workers),
@@ -117,6 +164,15 @@ def throughput(url: str, workers: int, seconds: float) -> float:
     )  # fmt: skip
     measured = msgspec.json.decode(result.stdout.strip().splitlines()[-1])
     return float(measured["jobs"]) / float(measured["seconds"])
+
+
+async def analyze(url: str) -> None:
+    """Fresh statistics, as autovacuum gives them within a minute or so of a bulk load."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ANALYZE jobs")
+    finally:
+        await conn.close()
 
 
 async def prepare_pgbench(url: str, rows: int) -> None:
@@ -201,6 +257,17 @@ def write_report(figures: Figures, quick: bool) -> None:
         "|---:|---:|---:|",
         *(f"| {w} | {rate:.0f} | {rate / limit:.0%} |" for w, rate in figures.throughput),
         "",
+        "## W2 depth: pick latency with a deep queue",
+        "",
+        "The queue filled with groups of 100 frames (priorities spread over ten values, half",
+        "the groups needing the affinity LINUX) through the bulk path, then `ANALYZE jobs`",
+        "(what autovacuum does within a minute or so); one worker with the rule LINUX picks",
+        "and finishes 200 jobs, each pick finding work.",
+        "",
+        "| queued jobs | pick p50 | pick p99 |",
+        "|---:|---:|---:|",
+        *(f"| {d:,} | {p50:.1f} ms | {p99:.1f} ms |" for d, p50, p99 in figures.depth),
+        "",
         "## The physical limit",
         "",
         "pgbench on the same PostgreSQL runs the least SQL a job's life needs: claim one",
@@ -231,12 +298,28 @@ def write_report(figures: Figures, quick: bool) -> None:
         f"| W1 >= 50% of pgbench | {best / limit:.0%} | {'yes' if best >= limit / 2 else 'no'} |",
         f"| W4 bulk >= 5,000 jobs/s | {figures.bulk_rate:.0f} |"
         f" {'yes' if figures.bulk_rate >= 5000 else 'no'} |",
+        *_depth_targets(figures.depth),
         "",
-        "Not measured yet: W2 (pick latency at depth), W3 (heartbeats), W5 (replicas), memory,",
-        "plots and profiles.",
+        "Not measured yet: W2 at 1M jobs in the quick run (the full run goes there), W3",
+        "(heartbeats), W5 (replicas), memory, plots and profiles; W2's queue has no",
+        "dependencies yet.",
         "",
     ]
     REPORT.write_text("\n".join(lines))
+
+
+def _depth_targets(depth: list[tuple[int, float, float]]) -> list[str]:
+    rows = {d: p99 for d, _, p99 in depth}
+    deepest = max(rows)
+    lines = [f"| W2 pick p99 <= 10 ms at {deepest:,} | {rows[deepest]:.1f} ms |"
+             f" {'yes' if rows[deepest] <= 10 else 'no'} |"]  # fmt: skip
+    if 1000 in rows:
+        ratio = rows[deepest] / rows[1000]
+        lines.append(
+            f"| W2 p99 at {deepest:,} <= 1.5 x p99 at 1,000 | {ratio:.2f} x |"
+            f" {'yes' if ratio <= 1.5 else 'no'} |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -252,6 +335,13 @@ def main() -> None:
             url = embedded.url
             server = Server(url, data)
             try:
+                depths = []
+                for depth in [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000]:
+                    fill(server.url, depth)
+                    asyncio.run(analyze(url))
+                    p50, p99 = asyncio.run(pick_latency(server.url, 200))
+                    depths.append((depth, p50, p99))
+                    print(f"W2 {depth} queued: pick p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
                 put = asyncio.run(put_rate(server.url, 1000 if args.quick else 5000))
                 bulk = queue(server.url, 50_000 if args.quick else 200_000)
                 rates = []
@@ -261,7 +351,7 @@ def main() -> None:
             finally:
                 server.stop()
             limits = [(c, pgbench(embedded, c, int(seconds), data)) for c in (1, 10)]
-            figures = Figures(machine(url), rates, limits, put, bulk)
+            figures = Figures(machine(url), depths, rates, limits, put, bulk)
         finally:
             embedded.stop()
     write_report(figures, args.quick)
