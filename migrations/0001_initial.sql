@@ -175,7 +175,10 @@ CREATE TYPE corral_leaf AS (
 );
 
 -- Add (sign 1) or remove (sign -1) leaf contributions to every ancestor's counters.
-CREATE FUNCTION corral_rollup(changes corral_leaf[]) RETURNS void LANGUAGE plpgsql AS $$
+-- Every row it touches is found by key; right after a bulk load, before the statistics
+-- catch up, the planner would otherwise scan the whole table on each run's start and end.
+CREATE FUNCTION corral_rollup(changes corral_leaf[]) RETURNS void LANGUAGE plpgsql
+    SET enable_seqscan = off AS $$
 BEGIN
     -- lock ancestors in id order so concurrent writers queue instead of deadlocking
     PERFORM 1 FROM jobs
@@ -244,8 +247,10 @@ END
 $$;
 
 -- Move leaves below `roots` (and the roots themselves) between WAITING and PENDING as
--- their blocking changed, and refresh the state of the roots that are groups.
-CREATE FUNCTION corral_reblock(roots bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+-- their blocking changed, and refresh the state of the roots that are groups. (Found by
+-- key and path index only, as in corral_rollup.)
+CREATE FUNCTION corral_reblock(roots bigint[]) RETURNS void LANGUAGE plpgsql
+    SET enable_seqscan = off AS $$
 BEGIN
     UPDATE jobs l
        SET state = b.next
