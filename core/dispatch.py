@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from itertools import islice
 
-import asyncpg
 import msgspec
 
 from core.config import Config
@@ -293,7 +292,8 @@ class Picks:
 
     async def _deliver(self, worker: str) -> list[Assignment]:
         async def work(conn: Conn) -> list[Assignment]:
-            return [_assignment(r) for r in await conn.fetch(Q["deliver"], worker)]
+            rows = await conn.fetch(Q["deliver"], worker)
+            return [msgspec.convert(dict(r.items()), Assignment) for r in rows]
 
         return await self._db.statement(work)
 
@@ -332,18 +332,4 @@ def _with_run(farm: FarmView, job: JobView) -> FarmView:
     by_user[job.user] += 1
     return FarmView(
         running_by_tag=dict(by_tag), running_by_user=dict(by_user), running=farm.running + 1
-    )
-
-
-def _assignment(row: asyncpg.Record) -> Assignment:
-    return Assignment(
-        event=row["event"],
-        job=row["job"],
-        title=row["title"],
-        command=row["command"],
-        dir=row["dir"],
-        environment=row["environment"],
-        user=row["user_name"],
-        progress_pattern=row["progress_pattern"],
-        timeout=row["timeout"],
     )

@@ -324,7 +324,7 @@ class Jobs:
     async def _add_dependencies(
         self, conn: Conn, waiting: Sequence[tuple[int, Sequence[int]]]
     ) -> None:
-        """Dependencies of new jobs, all in one statement."""
+        """Add dependencies to jobs that have none yet, all in one statement."""
         pairs = [(job_id, dep) for job_id, deps in waiting for dep in sorted(set(deps))]
         targets = sorted({dep for _, dep in pairs})
         existing = {r["id"] for r in await conn.fetch(Q["select_existing"], targets)}
@@ -337,16 +337,10 @@ class Jobs:
         await _check_cycles(conn, sorted({j for j, _ in pairs}))
 
     async def _set_dependencies(self, conn: Conn, job_id: int, depends_on: Sequence[int]) -> None:
-        wanted = sorted(set(depends_on))
-        if job_id in wanted:
+        if job_id in depends_on:
             raise Invalid(f"job {job_id} cannot depend on itself")
-        existing = {r["id"] for r in await conn.fetch(Q["select_existing"], wanted)}
-        missing = [d for d in wanted if d not in existing]
-        if missing:
-            raise Invalid(f"dependencies of job {job_id} do not exist: {missing}")
         await conn.execute(Q["delete_dependencies"], job_id)
-        await conn.execute(Q["insert_dependencies"], job_id, wanted)
-        await _check_cycles(conn, [job_id])
+        await self._add_dependencies(conn, [(job_id, depends_on)])
 
     async def _pause(self, conn: Conn, ids: Sequence[int]) -> None:
         await conn.execute(Q["set_paused"], list(ids), True)

@@ -103,7 +103,7 @@ UPDATE events e
  WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
    AND j.id = e.job_id AND j.current_event = e.id
 RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
-          j.user_name, j.progress_pattern, j.timeout;
+          j.user_name AS "user", j.progress_pattern, j.timeout;
 
 -- name: notify_assigned
 SELECT pg_notify('corral_assigned', $1);

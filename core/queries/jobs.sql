@@ -121,10 +121,6 @@ UPDATE jobs
 -- name: delete_dependencies
 DELETE FROM dependencies WHERE job_id = $1;
 
--- name: insert_dependencies
-INSERT INTO dependencies (job_id, depends_on)
-SELECT $1, unnest($2::bigint[]);
-
 -- name: insert_dependency_pairs
 INSERT INTO dependencies (job_id, depends_on)
 SELECT unnest($1::bigint[]), unnest($2::bigint[]);

@@ -45,6 +45,7 @@ UPDATE bench_jobs SET state = 'FINISHED' WHERE id = :id;
 @dataclass
 class Figures:
     machine: dict[str, str]
+    idle: tuple[float, float]
     depth: list[tuple[int, float, float]]
     throughput: list[tuple[int, float]]
     pgbench: list[tuple[int, float]]
@@ -130,6 +131,32 @@ def fill(url: str, depth: int) -> None:
             ).raise_for_status()
             count += 100
             group += 1
+
+
+async def idle_latency(url: str, samples: int) -> tuple[float, float]:
+    """p50 and p90 (ms) from submitting a job to an idle farm to a waiting pick holding it."""
+    port = int(url.rsplit(":", 1)[1])
+    worker, submitter = await Http.open("127.0.0.1", port), await Http.open("127.0.0.1", port)
+    try:
+        await worker.post("/api/v2/workers/register", b'{"name": "idle-probe", "slots": 1}')
+        job = msgspec.json.encode({"title": "probe", "command": "true"})
+        waits: list[float] = []
+        for _ in range(samples):
+            pick = asyncio.create_task(
+                worker.post("/api/v2/workers/idle-probe/pick", b'{"slots": 1, "wait": 10}')
+            )
+            await asyncio.sleep(0.05)  # the pick waits: the farm is idle
+            start = time.perf_counter()
+            await submitter.put("/api/jobs", job)
+            runs = msgspec.json.decode(await pick)["runs"]
+            waits.append((time.perf_counter() - start) * 1000)
+            finish = msgspec.json.encode({"event": runs[0]["event"], "exit_code": 0})
+            await worker.post("/api/v2/workers/idle-probe/finish", finish)
+    finally:
+        worker.close()
+        submitter.close()
+    waits.sort()
+    return waits[len(waits) // 2], waits[int(len(waits) * 0.9)]
 
 
 async def pick_latency(url: str, samples: int) -> tuple[float, float]:
@@ -247,6 +274,11 @@ def write_report(figures: Figures, quick: bool) -> None:
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in figures.machine.items()),
         "",
+        "## An idle farm",
+        "",
+        "A worker's pick waits; a job is submitted; time until the pick holds it (50 jobs):",
+        f"p50 {figures.idle[0]:.1f} ms, p90 {figures.idle[1]:.1f} ms.",
+        "",
         "## W1 throughput: jobs completed per second",
         "",
         "Simulated workers (one process, raw HTTP/1.1 keep-alive) speak the native protocol:",
@@ -335,6 +367,8 @@ def main() -> None:
             url = embedded.url
             server = Server(url, data)
             try:
+                idle = asyncio.run(idle_latency(server.url, 50))
+                print(f"idle farm: submit to pick p50 {idle[0]:.1f} ms, p90 {idle[1]:.1f} ms")
                 depths = []
                 for depth in [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000]:
                     fill(server.url, depth)
@@ -351,7 +385,7 @@ def main() -> None:
             finally:
                 server.stop()
             limits = [(c, pgbench(embedded, c, int(seconds), data)) for c in (1, 10)]
-            figures = Figures(machine(url), depths, rates, limits, put, bulk)
+            figures = Figures(machine(url), idle, depths, rates, limits, put, bulk)
         finally:
             embedded.stop()
     write_report(figures, args.quick)
