@@ -14,7 +14,7 @@ import heapq
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 
 import msgspec
@@ -24,7 +24,7 @@ from core.db import Conn, Database
 from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
 from core.notify import Notifier
 from core.plugins import Plugins
-from core.runs import Started, start_runs
+from core.runs import Assignment, Started, start_runs
 from core.sql import Queries
 from core.views import job_view
 
@@ -35,22 +35,6 @@ log = logging.getLogger("corral.dispatch")
 _MAX_DEMAND = 1000
 # pages of candidates read for one worker at most when policies keep holding them back
 _MAX_PAGES = 8
-# pg_notify payloads must stay under 8000 bytes
-_PAYLOAD = 7000
-
-
-class Assignment(msgspec.Struct, frozen=True):
-    """A run handed to a worker's pick: what to run and where."""
-
-    event: int
-    job: int
-    title: str
-    command: str
-    dir: str
-    environment: str
-    user: str
-    progress_pattern: str
-    timeout: int
 
 
 class _Candidate(msgspec.Struct):
@@ -79,26 +63,38 @@ class _SetQueue:
 
 
 class Planner:
-    def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
+    def __init__(self, db: Database, config: Config, plugins: Plugins, picks: "Picks") -> None:
         self._db = db
         self._config = config
         self._plugins = plugins
+        self._picks = picks
         self._notifier = Notifier(plugins)
 
     async def plan(self) -> list[Started]:
-        """One planning pass; the runs it started (none if another process is planning)."""
+        """One planning pass; the runs it started (none if another process is planning).
+        Picks waiting in this process get their runs straight from it."""
         views: dict[int, JobView] = {}
-        started = await self._db.transact(lambda c: self._pass(c, views))
+        claims: dict[str, _Waiter] = {}
+        try:
+            started = await self._db.transact(lambda c: self._pass(c, views, claims))
+        except BaseException:
+            self._picks.release(claims)
+            raise
+        self._picks.hand_over(claims, started)
         if started:
-            await self._db.read(lambda c: _notify_assigned(c, {s.worker for s in started}))
             await self._notifier.jobs_changed(
-                [(views[s.job], "WAITING", "WORKING") for s in started]
+                [(views[s.run.job], "WAITING", "WORKING") for s in started]
             )
         return started
 
-    async def _pass(self, conn: Conn, views: dict[int, JobView]) -> list[Started]:
-        """Plan and start runs; `views` receives the jobs chosen, for notifications."""
+    async def _pass(
+        self, conn: Conn, views: dict[int, JobView], claims: dict[str, "_Waiter"]
+    ) -> list[Started]:
+        """Plan and start runs; `views` receives the jobs chosen, for notifications, and
+        `claims` the picks of this process that the runs go to directly."""
         views.clear()
+        # a pass run again after a deadlock plans afresh
+        self._picks.release(claims)
         start = await conn.fetchrow(Q["pass_start"], _MAX_DEMAND)
         assert start is not None
         demand = msgspec.json.decode(start["demand"], type=list[_Demand])
@@ -156,7 +152,8 @@ class Planner:
                     await self._more(conn, queue, page, names, dependencies)
         if not jobs:
             return []
-        return await start_runs(conn, jobs, assigned_to)
+        claims.update(self._picks.claim(assigned_to))
+        return await start_runs(conn, jobs, assigned_to, [w in claims for w in assigned_to])
 
     def _choose(
         self,
@@ -242,73 +239,119 @@ class Planner:
         )
 
 
+class _Waiter:
+    """A pick waiting in this process. A planner that claims it answers it with `runs`
+    (possibly none) or lets go; until then the pick waits for that answer."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.claimed = False
+        self.runs: list[Assignment] | None = None
+
+
 class Picks:
-    """The picks waiting in this process, woken when the planner assigns their worker."""
+    """The picks waiting in this process. A planner in this process answers them
+    directly; runs planned by another process arrive through `LISTEN/NOTIFY`."""
 
     def __init__(self, db: Database, config: Config) -> None:
         self._db = db
         self._config = config
-        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiting: dict[str, list[_Waiter]] = defaultdict(list)
         # called when a pick starts waiting, to plan at once in this process (the
         # NOTIFY it also sends wakes the planners of the others)
         self.on_demand: Callable[[], None] = lambda: None
 
     def assigned(self, workers: Sequence[str]) -> None:
-        """The planner (in any process) assigned runs to these workers."""
+        """Runs were assigned to these workers and wait in the database for their picks."""
         for name in workers:
-            for event in self._waiting.get(name, ()):
-                event.set()
+            for waiter in self._waiting.get(name, ()):
+                waiter.wake.set()
+
+    def claim(self, workers: Iterable[str]) -> dict[str, _Waiter]:
+        """The oldest unclaimed pick of each of `workers` waiting here, which the planner
+        will answer itself."""
+        claims: dict[str, _Waiter] = {}
+        for name in workers:
+            if name in claims:
+                continue
+            waiter = next((w for w in self._waiting.get(name, ()) if not w.claimed), None)
+            if waiter is not None:
+                waiter.claimed = True
+                claims[name] = waiter
+        return claims
+
+    def hand_over(self, claims: dict[str, _Waiter], started: Sequence[Started]) -> None:
+        """Answer the claimed picks with the runs started for their workers."""
+        runs: dict[str, list[Assignment]] = defaultdict(list)
+        for s in started:
+            if s.worker in claims:
+                runs[s.worker].append(s.run)
+        for name, waiter in claims.items():
+            waiter.runs = runs.get(name, [])
+            waiter.wake.set()
+        claims.clear()
+
+    def release(self, claims: dict[str, _Waiter]) -> None:
+        """The planner will not answer these picks after all: they wait on as before."""
+        for waiter in claims.values():
+            waiter.claimed = False
+            waiter.wake.set()
+        claims.clear()
 
     async def pick(self, worker: str, slots: int, wait: float) -> list[Assignment] | None:
         """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
         worker is unknown. A stopped worker gets nothing until it is started again."""
-        ready = await self._deliver(worker)
-        if ready:
-            return ready
-        wake = asyncio.Event()
-        self._waiting[worker].add(wake)
+        waiter = _Waiter()
+        self._waiting[worker].append(waiter)
         try:
-            active: bool | None = await self._db.statement(
-                lambda c: c.fetchval(Q["want"], worker, slots)
-            )
-            if active is None:
-                return None
-            if active:
+            taken = await self._take(worker, slots)
+            if taken is None or taken.runs:
+                return None if taken is None else taken.runs
+            if taken.active:
                 self.on_demand()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait)
-            if not active:
+                await asyncio.wait_for(waiter.wake.wait(), timeout=wait)
+            while waiter.claimed and waiter.runs is None:
+                # a pass is starting runs for this very pick: its answer comes next
+                waiter.wake.clear()
+                await waiter.wake.wait()
+            if waiter.runs:
+                return waiter.runs
+            if not taken.active:
                 return []
             ready = await self._deliver(worker)
             if not ready:
-                await self._db.statement(lambda c: c.execute(Q["unwant"], worker))
-                # a run assigned between the last look and giving up
-                ready = await self._deliver(worker)
+                # give up waiting, and take a run assigned since the last look
+                last = await self._take(worker, 0)
+                ready = [] if last is None else last.runs
             return ready
         finally:
-            self._waiting[worker].discard(wake)
+            self._waiting[worker].remove(waiter)
             if not self._waiting[worker]:
                 del self._waiting[worker]
+
+    async def _take(self, worker: str, slots: int) -> "_Taken | None":
+        """The runs waiting for `worker`, or else its demand recorded; None if unknown."""
+
+        async def work(conn: Conn) -> _Taken | None:
+            row = await conn.fetchrow(Q["take"], worker, slots)
+            if row is None:
+                return None
+            return _Taken(row["active"], msgspec.json.decode(row["runs"], type=list[Assignment]))
+
+        return await self._db.statement(work)
 
     async def _deliver(self, worker: str) -> list[Assignment]:
         async def work(conn: Conn) -> list[Assignment]:
             rows = await conn.fetch(Q["deliver"], worker)
-            return [msgspec.convert(dict(r.items()), Assignment) for r in rows]
+            return [Assignment(*(r[k] for k in Assignment.__struct_fields__)) for r in rows]
 
         return await self._db.statement(work)
 
 
-async def _notify_assigned(conn: Conn, workers: set[str]) -> None:
-    batch: list[str] = []
-    size = 0
-    for name in sorted(workers):
-        if batch and size + len(name) + 1 > _PAYLOAD:
-            await conn.execute(Q["notify_assigned"], "\n".join(batch))
-            batch, size = [], 0
-        batch.append(name)
-        size += len(name.encode()) + 1
-    if batch:
-        await conn.execute(Q["notify_assigned"], "\n".join(batch))
+class _Taken(msgspec.Struct, frozen=True):
+    active: bool
+    runs: list[Assignment]
 
 
 def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:

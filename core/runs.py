@@ -29,10 +29,23 @@ DISPATCH = Queries("dispatch.sql")
 _PASS_LOCK = {"timeouts": 2, "lost_workers": 3, "release": 4}
 
 
-class Started(msgspec.Struct, frozen=True):
+class Assignment(msgspec.Struct, frozen=True):
+    """A run handed to a worker's pick: what to run and where."""
+
     event: int
     job: int
+    title: str
+    command: str
+    dir: str
+    environment: str
+    user: str
+    progress_pattern: str
+    timeout: int
+
+
+class Started(msgspec.Struct, frozen=True):
     worker: str
+    run: Assignment
 
 
 class RunReport(msgspec.Struct, frozen=True):
@@ -61,10 +74,17 @@ class Machine(msgspec.Struct, frozen=True):
 FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
 
 
-async def start_runs(conn: Conn, jobs: Sequence[int], workers: Sequence[str]) -> list[Started]:
-    """Start each job on its worker (pairwise) where it is still ready; the runs started."""
-    rows = await conn.fetch(Q["start_runs"], list(jobs), list(workers))
-    return [Started(r["event"], r["job"], r["worker"]) for r in rows]
+async def start_runs(
+    conn: Conn, jobs: Sequence[int], workers: Sequence[str], handed: Sequence[bool]
+) -> list[Started]:
+    """Start each job on its worker (pairwise) where it is still ready; the runs started.
+    The runs `handed` (pairwise) are the caller's to give to a pick waiting in this
+    process; the others are delivered to the worker's next pick, in any process."""
+    rows = await conn.fetch(Q["start_runs"], list(jobs), list(workers), list(handed))
+    return [Started(r["worker"], Assignment(*(r[k] for k in _ASSIGNMENT))) for r in rows]
+
+
+_ASSIGNMENT = Assignment.__struct_fields__
 
 
 class Runs:

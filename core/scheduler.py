@@ -87,9 +87,7 @@ class Scheduler:
         try:
             while True:
                 self._again = False
-                started = await self._planner.plan()
-                # this process's picks at once; the others hear it through NOTIFY
-                self._picks.assigned([s.worker for s in started])
+                await self._planner.plan()
                 if not self._again:
                     return
         finally:

@@ -21,5 +21,5 @@ class Core:
         self.events = Events(db, config)
         self.affinities = Affinities(db)
         self.runs = Runs(db, config, plugins)
-        self.planner = Planner(db, config, plugins)
         self.picks = Picks(db, config)
+        self.planner = Planner(db, config, plugins, self.picks)

@@ -37,7 +37,7 @@ def ok(response: httpx.Response) -> None:
 def try_start(sql: Sql, job_id: int, worker: str = "node-1") -> int | None:
     """Run `job_id` on `worker` if it may start now; the event id, or None."""
     sql.execute(WORKERS["ensure"], worker, "127.0.0.1", 1)
-    rows = sql.fetch(RUNS["start_runs"], [job_id], [worker])
+    rows = sql.fetch(RUNS["start_runs"], [job_id], [worker], [False])
     return int(rows[0]["event"]) if rows else None
 
 

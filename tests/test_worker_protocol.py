@@ -184,7 +184,7 @@ def test_pick_on_an_idle_farm_waits_and_answers_no_runs(api: httpx.Client) -> No
     response = api.post(f"{V2}/node-a/pick", json={"slots": 1, "wait": 0.5})
     elapsed = time.monotonic() - began
     assert response.status_code == 200, response.text
-    assert response.json() == {"protocol": 1, "runs": []}
+    assert response.json() == {"protocol": 1, "runs": [], "results": []}
     # it waited (a lower bound, not a speed requirement)
     assert elapsed >= 0.45
 
@@ -556,6 +556,77 @@ def test_finish_with_output_appends_it_to_the_log(api: httpx.Client) -> None:
     heartbeat(api, "node-a", {run["event"]: "start\n"})
     assert finish(api, "node-a", run["event"], 0, output="end ✓\n") == "FINISHED"
     assert log_of(api, job) == "start\nend ✓\n"
+
+
+def pick_reporting(
+    api: httpx.Client, name: str, finished: list[dict[str, Any]], wait: float = 0.5
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A pick that reports ended runs first; the runs it brings and the results."""
+    response = api.post(
+        f"{V2}/{name}/pick", json={"slots": 1, "wait": wait, "finished": finished}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["runs"], body["results"]
+
+
+def test_a_pick_reports_the_ended_runs_and_brings_the_next_one(api: httpx.Client) -> None:
+    register(api, "node-a")
+    group = submit(api, title="shot")
+    first, second = (submit(api, parent=group, title=f"f{i}", command="r") for i in range(2))
+    (run,) = pick_some(api, "node-a")
+    assert run["job"] == first
+    runs, results = pick_reporting(
+        api, "node-a", [{"event": run["event"], "exit_code": 0, "output": "done\n"}], wait=5
+    )
+    assert results == [{"event": run["event"], "result": "FINISHED"}]
+    assert [r["job"] for r in runs] == [second]
+    assert state(api, first) == "FINISHED"
+    assert log_of(api, first) == "done\n"
+    assert event(api, first, run["event"])["state"] == "FINISHED"
+    assert state(api, second) == "WORKING"
+    assert get(api, group)["total_finished"] == 1
+    assert worker_row(api, "node-a")["finished"] == 1
+
+
+def test_a_pick_reports_failures_and_repeats_in_order_like_finish(api: httpx.Client) -> None:
+    register(api, "node-a", slots=2)
+    flaky = submit(api, title="flaky", command="r", retry=1)
+    broken = submit(api, title="broken", command="r", retry=0)
+    runs = pick_some(api, "node-a", slots=2)
+    while len(runs) < 2:
+        runs += pick_some(api, "node-a", slots=1)
+    by_job = {r["job"]: r["event"] for r in runs}
+    reported = [
+        {"event": by_job[flaky], "exit_code": 3},
+        {"event": by_job[broken], "exit_code": 1},
+        # the same exit again, and a run that is not this worker's
+        {"event": by_job[broken], "exit_code": 1},
+        {"event": 2**63 - 1, "exit_code": 0},
+    ]
+    _, results = pick_reporting(api, "node-a", reported)
+    assert results == [
+        {"event": by_job[flaky], "result": "RETRY"},
+        {"event": by_job[broken], "result": "ERROR"},
+        {"event": by_job[broken], "result": "IGNORED"},
+        {"event": 2**63 - 1, "result": "IGNORED"},
+    ]
+    assert state(api, broken) == "ERROR"
+    assert get(api, flaky)["run_done"] == 1
+
+
+def test_a_pick_reporting_runs_for_an_unknown_worker_is_a_404_and_changes_nothing(
+    api: httpx.Client,
+) -> None:
+    register(api, "node-a")
+    job = submit(api, title="t", command="r")
+    (run,) = pick_some(api, "node-a")
+    response = api.post(
+        f"{V2}/ghost/pick", json={"finished": [{"event": run["event"], "exit_code": 0}]}
+    )
+    assert response.status_code == 404, response.text
+    assert "ghost" in response.json()["detail"]
+    assert state(api, job) == "WORKING"
 
 
 # -- timeouts and lost workers ------------------------------------------------------------

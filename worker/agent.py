@@ -54,6 +54,9 @@ class Agent:
         self.slots = slots
         self.runs: dict[int, Run] = {}
         self._finishes: asyncio.Queue[p.Finish] = asyncio.Queue()
+        # ends of runs the next pick reports; while a pick waits, the finish loop sends them
+        self._unreported: list[p.Ended] = []
+        self._picking = False
         self._slot_free = asyncio.Event()
         self._cpu = CpuMeter()
         self._settings: p.Registered | None = None
@@ -138,16 +141,28 @@ class Agent:
                 continue
             assert self._settings is not None
             wait = self._settings.pick_wait
+            ended, self._unreported = self._unreported, []
+            self._picking = True
             try:
                 picked = await self._call(
-                    self._path("pick"), p.Pick(slots=free, wait=wait), p.Picked, seconds=wait + 30
+                    self._path("pick"),
+                    p.Pick(slots=free, wait=wait, finished=ended),
+                    p.Picked,
+                    seconds=wait + 30,
                 )
             except ProtocolError as exc:
-                # stopped, removed, or the server forgot us: register again and carry on
+                # stopped, removed, or the server forgot us: register again and carry on;
+                # the finish loop reports the ends of runs on its own
                 log.warning("pick refused (%s); registering again", exc)
+                for e in ended:
+                    await self._finishes.put(p.Finish(**msgspec.structs.asdict(e)))
                 await asyncio.sleep(_BACKOFF_START)
                 await self._register()
                 continue
+            finally:
+                self._picking = False
+            for done in picked.results:
+                log.info("run %d reported: %s", done.event, done.result)
             for assignment in picked.runs:
                 run = Run(assignment)
                 self.runs[assignment.event] = run
@@ -188,7 +203,11 @@ class Agent:
             output = run.output.decode("utf-8", errors="replace")
             run.output.clear()
             self.runs.pop(a.event, None)
-        await self._finishes.put(p.Finish(event=a.event, exit_code=code, output=output))
+        if self._picking:
+            await self._finishes.put(p.Finish(event=a.event, exit_code=code, output=output))
+        else:
+            # the pick loop wakes for the free slot and reports it with its next pick
+            self._unreported.append(p.Ended(event=a.event, exit_code=code, output=output))
         self._slot_free.set()
 
     async def _kill(self, run: Run, reason: str) -> None:

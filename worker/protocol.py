@@ -26,10 +26,17 @@ class Registered(msgspec.Struct, kw_only=True):
     worker_timeout: float
 
 
+class Ended(msgspec.Struct, kw_only=True):
+    event: int
+    exit_code: int
+    output: str = ""
+
+
 class Pick(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
     slots: int
     wait: float | None = None
+    finished: list[Ended] = msgspec.field(default_factory=list)
 
 
 class Assignment(msgspec.Struct, kw_only=True):
@@ -44,9 +51,15 @@ class Assignment(msgspec.Struct, kw_only=True):
     timeout: int
 
 
+class RunResult(msgspec.Struct, kw_only=True):
+    event: int
+    result: str
+
+
 class Picked(msgspec.Struct, kw_only=True):
     protocol: int
     runs: list[Assignment]
+    results: list[RunResult] = msgspec.field(default_factory=list)
 
 
 class RunHeartbeat(msgspec.Struct, kw_only=True):
@@ -73,11 +86,8 @@ class HeartbeatAnswer(msgspec.Struct, kw_only=True):
     runs: list[RunAnswer]
 
 
-class Finish(msgspec.Struct, kw_only=True):
+class Finish(Ended, kw_only=True):
     protocol: int = PROTOCOL
-    event: int
-    exit_code: int
-    output: str = ""
 
 
 class Finished(msgspec.Struct, kw_only=True):

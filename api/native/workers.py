@@ -15,9 +15,9 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
 from api.coalition.params import CoreDep
-from core.dispatch import Assignment
 from core.errors import NotFound
-from core.runs import Machine, RunReport
+from core.runs import Assignment, Machine, RunReport
+from core.service import Core
 
 PROTOCOL: Final = 1
 Protocol = Literal[1]
@@ -50,17 +50,43 @@ class Registered(msgspec.Struct, kw_only=True):
     worker_timeout: float
 
 
+class Ended(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A run whose process exited."""
+
+    event: EventId
+    exit_code: ExitCode
+    # output not yet sent by a heartbeat
+    output: str = ""
+
+
+FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
+
+
 class Pick(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     protocol: Protocol = PROTOCOL
     # free slots to fill
     slots: Slots = 1
     # seconds to wait for work at most (the server's pick_wait caps it)
     wait: Annotated[float, msgspec.Meta(ge=0, le=3600)] | None = None
+    # runs that ended since the worker last asked, reported before it waits: a worker
+    # going straight from one run to the next needs one request, not a finish and a pick
+    finished: Annotated[list[Ended], msgspec.Meta(max_length=1024)] = msgspec.field(
+        default_factory=list
+    )
+
+
+class RunResult(msgspec.Struct, kw_only=True):
+    event: int
+    # what became of the job: FINISHED, ERROR, RETRY (queued again), or IGNORED when the
+    # run had already been stopped (paused, reset, deleted, timed out)
+    result: FinishResult
 
 
 class Picked(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
     runs: list[Assignment]
+    # one for each run reported in `finished`, in the same order
+    results: list[RunResult] = msgspec.field(default_factory=list)
 
 
 class RunHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -91,19 +117,13 @@ class HeartbeatAnswer(msgspec.Struct, kw_only=True):
     runs: list[RunAnswer]
 
 
-class Finish(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Finish(Ended, forbid_unknown_fields=True, kw_only=True):
     protocol: Protocol = PROTOCOL
-    event: EventId
-    exit_code: ExitCode
-    # output not yet sent by a heartbeat
-    output: str = ""
 
 
 class Finished(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
-    # what became of the job: FINISHED, ERROR, RETRY (queued again), or IGNORED when the
-    # run had already been stopped (paused, reset, deleted, timed out)
-    result: Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
+    result: FinishResult
 
 
 class WorkerProtocol(Controller):
@@ -125,12 +145,16 @@ class WorkerProtocol(Controller):
 
     @post("/{name:str}/pick", status_code=200, summary="Wait for runs (long poll)")
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
+        results = [
+            RunResult(event=ended.event, result=await _finish(core, name, ended))
+            for ended in data.finished
+        ]
         limit = core.config.dispatch.pick_wait
         wait = limit if data.wait is None else min(data.wait, limit)
         runs = await core.picks.pick(name, data.slots, wait)
         if runs is None:
             raise NotFound(f"worker {name!r} is not registered")
-        return Picked(runs=runs)
+        return Picked(runs=runs, results=results)
 
     @post("/{name:str}/heartbeat", status_code=200, summary="Report output and load")
     async def heartbeat(
@@ -149,9 +173,10 @@ class WorkerProtocol(Controller):
 
     @post("/{name:str}/finish", status_code=200, summary="A run's process exited")
     async def finish(self, core: CoreDep, name: WorkerName, data: JSONBody[Finish]) -> Finished:
-        if data.output:
-            await core.runs.heartbeat(
-                name, Machine(), [RunReport(data.event, data.output.encode())]
-            )
-        result = await core.runs.finish(name, data.event, data.exit_code)
-        return Finished(result=result)
+        return Finished(result=await _finish(core, name, data))
+
+
+async def _finish(core: Core, name: str, ended: Ended) -> FinishResult:
+    if ended.output:
+        await core.runs.heartbeat(name, Machine(), [RunReport(ended.event, ended.output.encode())])
+    return await core.runs.finish(name, ended.event, ended.exit_code)

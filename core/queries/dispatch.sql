@@ -79,21 +79,31 @@ SELECT user_name, count(*)::integer AS n FROM jobs
  WHERE state = 'WORKING' AND command <> ''
  GROUP BY user_name;
 
--- name: want
--- a pick waits: the worker wants `$2` more jobs (none while it is stopped), and the
--- planners hear of it. Answers whether it is active, nothing for an unknown worker.
-WITH asked AS (
+-- name: take
+-- A pick, in one statement: hand over the runs assigned to worker $1 and not handed over
+-- yet; when there are none, the worker wants $2 more jobs (none while it is stopped) and
+-- the planners hear of it. Answers whether the worker is active and the runs as JSON;
+-- no row for an unknown worker.
+WITH runs AS (
+    UPDATE events e
+       SET delivered = true
+      FROM jobs j
+     WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
+       AND j.id = e.job_id AND j.current_event = e.id
+    RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
+              j.user_name AS "user", j.progress_pattern, j.timeout
+), asked AS (
     UPDATE workers
-       SET wanted = CASE WHEN active THEN $2 ELSE 0 END,
+       SET wanted = CASE WHEN active AND NOT EXISTS (SELECT 1 FROM runs) THEN $2 ELSE 0 END,
            wanted_at = corral_epoch(), ping_time = corral_epoch(),
            state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
      WHERE name = $1
-    RETURNING active
+    RETURNING active, wanted
 )
-SELECT active, CASE WHEN active THEN pg_notify('corral_dispatch', '') END FROM asked;
-
--- name: unwant
-UPDATE workers SET wanted = 0 WHERE name = $1;
+SELECT active,
+       (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.event), '[]') FROM runs r) AS runs,
+       CASE WHEN wanted > 0 THEN pg_notify('corral_dispatch', '') END
+  FROM asked;
 
 -- name: deliver
 -- the runs assigned to a worker and not handed over yet
@@ -104,6 +114,3 @@ UPDATE events e
    AND j.id = e.job_id AND j.current_event = e.id
 RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
           j.user_name AS "user", j.progress_pattern, j.timeout;
-
--- name: notify_assigned
-SELECT pg_notify('corral_assigned', $1);

@@ -3,24 +3,28 @@
 
 -- name: start_runs
 -- Start jobs $1 on workers $2 (pairwise); a job starts only if it is still a ready leaf
--- and nobody else holds it. Answers the runs that started.
+-- and nobody else holds it. $3 (pairwise) tells which runs the caller hands to a waiting
+-- pick itself; for the others, the picks waiting in any server process hear at commit
+-- which workers have runs (payloads under the 8000 bytes pg_notify takes). Answers the
+-- runs that started, with what their workers need to run them.
 WITH clock AS MATERIALIZED (
     SELECT corral_clock() AS now
 ), pairs AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[]) AS p (job_id, worker)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::boolean[]) AS p (job_id, worker, handed)
 ), locked AS (
     -- by primary key only: with the ready-queue conditions here the planner may walk
     -- the whole ready index when its statistics lag behind a bulk load
-    SELECT j.id, j.title, j.state, j.paused, j.command, j.held_until, pairs.worker
+    SELECT j.id, j.title, j.state, j.paused, j.command, j.held_until, j.dir, j.environment,
+           j.user_name, j.progress_pattern, j.timeout, pairs.worker, pairs.handed
       FROM jobs j JOIN pairs ON pairs.job_id = j.id
      FOR NO KEY UPDATE OF j SKIP LOCKED
 ), ready AS (
     SELECT * FROM locked
      WHERE state = 'WAITING' AND NOT paused AND command <> '' AND held_until = 0
 ), event AS (
-    INSERT INTO events (worker, job_id, job_title, start)
-    SELECT ready.worker, ready.id, ready.title, clock.now FROM ready, clock
-    RETURNING id, job_id, worker
+    INSERT INTO events (worker, job_id, job_title, start, delivered)
+    SELECT ready.worker, ready.id, ready.title, clock.now, ready.handed FROM ready, clock
+    RETURNING id, job_id, worker, delivered
 ), started AS (
     UPDATE jobs j
        SET state = 'WORKING', worker = event.worker, start_time = clock.now,
@@ -33,8 +37,16 @@ WITH clock AS MATERIALIZED (
       FROM (SELECT worker, count(*)::integer AS n, max(id) AS event, max(job_id) AS job
               FROM event GROUP BY worker) c
      WHERE w.name = c.worker
+), told AS (
+    SELECT count(pg_notify('corral_assigned', names)) AS n
+      FROM (SELECT string_agg(worker, E'\n') AS names
+              FROM (SELECT worker, sum(octet_length(worker) + 1) OVER (ORDER BY worker) AS upto
+                      FROM (SELECT DISTINCT worker FROM event WHERE NOT delivered) d) s
+             GROUP BY upto::bigint / 7000) b
 )
-SELECT id AS event, job_id AS job, worker FROM event;
+SELECT e.worker, e.id AS event, e.job_id AS job, r.title, r.command, r.dir, r.environment,
+       r.user_name AS "user", r.progress_pattern, r.timeout
+  FROM event e JOIN ready r ON r.id = e.job_id, told;
 
 -- name: lock_run
 -- the run $1 of worker $2 if it is still the current run of its job, with the job as
