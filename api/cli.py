@@ -1,22 +1,31 @@
 """The `corral` command."""
 
 import argparse
+import asyncio
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import msgspec
 import uvicorn
 
 from api.app import create_app
+from core import migrate
 from core.config import Config, ConfigError, load
+from core.db import Database
 from core.embedded import EmbeddedPostgres
+from core.errors import CorralError, Invalid
 from core.plugins import Plugins
+from core.tokens import Tokens
 from worker import commands
 from worker.agent import run_agent
 
@@ -35,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plugins":
             return _plugins(load(args.config))
         if args.command == "worker":
-            run_agent(args.server, args.name, args.affinity, args.slots)
+            run_agent(args.server, args.name, args.affinity, args.slots, args.token or "")
             return 0
+        if args.command == "token":
+            return _token(args, load(args.config))
+        if args.token:
+            # the client commands read it from the environment, as a user would set it
+            os.environ["CORRAL_TOKEN"] = args.token
         return _client_command(args)
     except ConfigError as exc:
         source = getattr(args, "config", None)
@@ -52,24 +66,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corral", description="Corral, a render farm scheduler")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server_default = os.environ.get("CORRAL_SERVER", commands.DEFAULT_SERVER)
+    token_default = os.environ.get("CORRAL_TOKEN")
 
     serve = sub.add_parser("serve", help="run the server (embedded PostgreSQL by default)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 19211)")
-    serve.add_argument(
-        "--data-dir", type=Path, help="where the embedded PostgreSQL lives (default ./corral-data)"
-    )
-    serve.add_argument(
-        "--database-url",
-        help="use this PostgreSQL (>= 14) instead of the embedded one; "
-        "also taken from CORRAL_DATABASE_URL",
-    )
-    serve.add_argument("--config", type=Path, help="a TOML configuration file")
+    _database_options(serve)
     serve.add_argument(
         "--local-worker",
         action="store_true",
         help="also run one worker on this machine, with as many slots as cores",
     )
+
+    token = sub.add_parser("token", help="create, list or revoke API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser("create", help="a new token, printed on the last line")
+    create.add_argument("--role", required=True, choices=["admin", "user", "worker"])
+    create.add_argument(
+        "--name", required=True, help="the user's name, the worker's name, or the admin's"
+    )
+    listing = token_sub.add_parser("list", help="every token: id, name, role, revoked")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", type=_positive)
+    for action in (create, listing, revoke):
+        _database_options(action)
 
     plugins = sub.add_parser("plugins", help="list the scheduling plugins and their settings")
     plugins.add_argument("--config", type=Path, help="a TOML configuration file")
@@ -83,9 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"',
     )
     worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once (default 1)")
+    worker.add_argument("--token", default=token_default, help=_TOKEN_HELP)
 
     submit = sub.add_parser("submit", help="submit a command or a JSON file of a job tree")
     submit.add_argument("--server", default=server_default)
+    submit.add_argument("--token", default=token_default, help=_TOKEN_HELP)
     submit.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
     submit.add_argument("--title", default="")
     submit.add_argument("--parent", type=int, default=0)
@@ -94,17 +116,47 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--retry", type=int, default=0)
     submit.add_argument("--timeout", type=int, default=0)
     submit.add_argument("--affinity", default="")
-    submit.add_argument("--user", default=os.environ.get("USER", ""))
+    submit.add_argument(
+        "--user", help="who submits (default: with a token, the token's name; else $USER)"
+    )
     submit.add_argument("--wait", action="store_true", help="show progress until it is done")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
 
     jobs = sub.add_parser("jobs", help="list jobs (the roots, or the children of --parent)")
     jobs.add_argument("--server", default=server_default)
+    jobs.add_argument("--token", default=token_default, help=_TOKEN_HELP)
     jobs.add_argument("--parent", type=int, default=0)
 
     workers = sub.add_parser("workers", help="list the workers")
     workers.add_argument("--server", default=server_default)
+    workers.add_argument("--token", default=token_default, help=_TOKEN_HELP)
     return parser
+
+
+_TOKEN_HELP = "the API token to send (default: $CORRAL_TOKEN)"
+_LOCAL_WORKER = f"{socket.gethostname()}-local"
+_OPEN_REFUSED = """\
+corral: refusing to listen on {host}: no API token exists yet, so anyone who can reach
+this address could submit commands that run on your render nodes.
+Create an admin token first (same --data-dir or --database-url as the server):
+
+    corral token create --role admin --name <your name>
+
+then give workers a worker token each (corral token create --role worker --name <host>)
+and users a user token (--role user). Without tokens, listen on 127.0.0.1 only."""
+T = TypeVar("T")
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the embedded PostgreSQL lives (default ./corral-data)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="use this PostgreSQL (>= 14) instead of the embedded one; "
+        "also taken from CORRAL_DATABASE_URL",
+    )
+    parser.add_argument("--config", type=Path, help="a TOML configuration file")
 
 
 def _client_command(args: argparse.Namespace) -> int:
@@ -129,7 +181,8 @@ def _client_command(args: argparse.Namespace) -> int:
             retry=args.retry,
             timeout=args.timeout,
             affinity=args.affinity,
-            user=args.user,
+            # a user token submits as its own name, which the server fills in
+            user=args.user if args.user is not None else _default_user(),
         )
     else:
         raise commands.CommandError("nothing to submit: give a command after -- or --file")
@@ -138,6 +191,10 @@ def _client_command(args: argparse.Namespace) -> int:
     if args.wait:
         return 0 if commands.wait(args.server, job_id) == "FINISHED" else 1
     return 0
+
+
+def _default_user() -> str:
+    return "" if os.environ.get("CORRAL_TOKEN") else os.environ.get("USER", "")
 
 
 def _plugins(config: Config) -> int:
@@ -150,27 +207,105 @@ def _plugins(config: Config) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, config: Config) -> int:
-    host: str = args.host or config.server.host
-    port: int = config.server.port if args.port is None else args.port
+def _database(args: argparse.Namespace, config: Config) -> tuple[str | None, Path]:
+    """The PostgreSQL named by the options, the environment or the config (None: the
+    embedded one), and the data directory."""
     data_dir: Path = args.data_dir or Path(config.server.data_dir)
     database_url: str | None = (
         args.database_url or os.environ.get("CORRAL_DATABASE_URL") or config.server.database_url
     )
+    return database_url, data_dir
+
+
+def _token(args: argparse.Namespace, config: Config) -> int:
+    database_url, data_dir = _database(args, config)
+    embedded = EmbeddedPostgres(data_dir) if database_url is None else None
+    try:
+        url = embedded.url if embedded is not None else database_url
+        assert url is not None
+        return asyncio.run(_token_action(args, url))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _token_action(args: argparse.Namespace, url: str) -> int:
+    try:
+        return await _with_tokens(url, lambda tokens: _token_do(args, tokens))
+    except CorralError as exc:
+        print(f"corral: {exc.message}", file=sys.stderr)
+        return 2 if isinstance(exc, Invalid) else 1
+
+
+async def _token_do(args: argparse.Namespace, tokens: Tokens) -> int:
+    if args.token_command == "create":
+        token_id, secret = await tokens.create(args.name, args.role)
+        print(f"token {token_id} for {args.role} {args.name!r} (shown once; keep it secret):")
+        print(secret)
+    elif args.token_command == "list":
+        rows = [["ID", "NAME", "ROLE", "CREATED", "REVOKED"]]
+        for t in await tokens.list():
+            revoked = "" if t.revoked is None else _when(t.revoked)
+            rows.append([str(t.id), t.name, t.role, _when(t.created), revoked])
+        commands.print_table(rows, sys.stdout)
+    else:
+        await tokens.revoke(args.id)
+        print(f"token {args.id} revoked")
+    return 0
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+async def _with_tokens(url: str, action: Callable[[Tokens], Awaitable[T]]) -> T:
+    """Run `action` on the tokens of the database at `url` (migrated first)."""
+    db = await Database.connect(url, min_size=1, max_size=1)
+    try:
+        await db.read(migrate.apply)
+        return await action(Tokens(db))
+    finally:
+        await db.close()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    host: str = args.host or config.server.host
+    port: int = config.server.port if args.port is None else args.port
+    database_url, data_dir = _database(args, config)
     plugins = Plugins(config.plugins)
     # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit so the
     # embedded PostgreSQL and the local worker below are stopped cleanly too
     signal.signal(signal.SIGTERM, _exit_on_signal)
     embedded: EmbeddedPostgres | None = None
     local_worker: subprocess.Popen[bytes] | None = None
+    local_token: int | None = None
     try:
         if database_url is None:
             embedded = EmbeddedPostgres(data_dir)
             database_url = embedded.url
             logging.getLogger("corral").info("embedded PostgreSQL in %s", embedded.path)
+        secured = asyncio.run(_with_tokens(database_url, lambda t: t.required()))
+        if not secured and not _loopback(host):
+            print(_OPEN_REFUSED.format(host=host), file=sys.stderr)
+            return 2
         app = create_app(config, database_url, plugins)
         if args.local_worker:
-            local_worker = _start_local_worker(host, port)
+            secret = ""
+            if secured:
+                # its own token for this run of the server, revoked on the way out
+                local_token, secret = asyncio.run(
+                    _with_tokens(database_url, lambda t: t.create(_LOCAL_WORKER, "worker"))
+                )
+            local_worker = _start_local_worker(host, port, secret)
         # open picks are long polls: on the way out, cut them short (workers retry)
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
     except KeyboardInterrupt:
@@ -179,14 +314,18 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         if local_worker is not None:
             local_worker.terminate()
             local_worker.wait(timeout=30)
+        if local_token is not None and database_url is not None:
+            asyncio.run(_with_tokens(database_url, lambda t: t.revoke(local_token)))
         if embedded is not None:
             embedded.stop()
     return 0
 
 
-def _start_local_worker(host: str, port: int) -> "subprocess.Popen[bytes]":
+def _start_local_worker(host: str, port: int, token: str) -> "subprocess.Popen[bytes]":
     # it retries until the server listens
     address = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    # the token goes through the environment, not the command line others can read
+    env = {**os.environ, "CORRAL_TOKEN": token} if token else None
     return subprocess.Popen(
         [
             sys.executable,
@@ -196,10 +335,11 @@ def _start_local_worker(host: str, port: int) -> "subprocess.Popen[bytes]":
             "--server",
             f"http://{address}:{port}",
             "--name",
-            f"{socket.gethostname()}-local",
+            _LOCAL_WORKER,
             "--slots",
             str(os.cpu_count() or 1),
-        ]
+        ],
+        env=env,
     )
 
 

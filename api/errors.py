@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from core.db import UNAVAILABLE
 from core.errors import CorralError
 
 log = logging.getLogger("corral.api")
@@ -26,6 +27,14 @@ def _unexpected(request: Request[object, object, State], exc: Exception) -> Resp
             {"status_code": exc.status_code, "detail": exc.detail, **_extra(exc)},
             status_code=exc.status_code,
             headers=exc.headers,
+        )
+
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return Response(
+            {"status_code": 503, "detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     # a bug: say so without leaking internals, keep the trace for the operator

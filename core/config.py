@@ -4,6 +4,7 @@ A key the Structs do not know, or a value of the wrong type, stops the start-up 
 message naming it, so a typo never silently falls back to a default.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -29,11 +30,33 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_depth: Positive = 8
     # rows one listing returns at most (events, where-queries)
     max_page: Positive = 10_000
+    # direct children of one group
+    max_children: Positive = 100_000
+    # jobs one job may depend on
+    max_dependencies: Positive = 1_000
+    # bytes of one run's output in one heartbeat or finish (`corral worker` sends 256 KiB
+    # at most)
+    max_log_chunk: Positive = 1024 * 1024
 
 
 class AffinitiesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # an unknown affinity name in a job or worker rule is created (true) or refused (false)
     create_unknown: bool = True
+
+
+class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # reads (GET) answered without a token; writes always need one once tokens exist
+    public_reads: bool = False
+    # user tokens may change and delete the jobs of other users too
+    users_change_any: bool = False
+
+
+class CommandsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # regular expressions a job's whole command must match, for every user; with no
+    # pattern here nor in `users`, any command is accepted
+    allow: list[str] = msgspec.field(default_factory=list)
+    # more patterns for one user (the job's `user`), on top of `allow`
+    users: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -57,6 +80,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     affinities: AffinitiesConfig = msgspec.field(default_factory=AffinitiesConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
     # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
     plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
@@ -75,8 +100,23 @@ def load(path: Path | None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     try:
-        return msgspec.toml.decode(raw, type=Config)
+        config = msgspec.toml.decode(raw, type=Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config file {path}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _check_patterns(path, config.commands)
+    return config
+
+
+def _check_patterns(path: Path, commands: CommandsConfig) -> None:
+    lists = {"commands.allow": commands.allow}
+    lists |= {f"commands.users.{user}": patterns for user, patterns in commands.users.items()}
+    for key, patterns in lists.items():
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"config file {path}: {key}: {pattern!r} is not a regular expression: {exc}"
+                ) from None

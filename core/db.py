@@ -21,6 +21,16 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # PostgreSQL refuses these characters in text: the request carried them
 _BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 _ATTEMPTS = 8
+# The database cannot be reached, is restarting or went away mid-request: nothing was
+# committed, and the same request can succeed once it is back.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 
 
 class Database:

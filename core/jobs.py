@@ -12,6 +12,7 @@ import msgspec
 from msgspec import UNSET
 
 from core import affinities
+from core.commands import CommandPolicy
 from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
@@ -55,11 +56,20 @@ class Jobs:
     def __init__(self, db: Database, config: Config) -> None:
         self._db = db
         self._config = config
+        self._commands = CommandPolicy(config.commands)
 
     # -- reading ------------------------------------------------------------------------
 
     async def roots(self) -> list[Job]:
         return await self._db.read(lambda c: _jobs(c, Q["select_roots"]))
+
+    async def foreign(self, ids: Sequence[int], user: str) -> list[int]:
+        """Which of `ids` belong to someone other than `user` (unknown ids are not listed)."""
+
+        async def work(conn: Conn) -> list[int]:
+            return [r["id"] for r in await conn.fetch(Q["foreign"], list(ids), user)]
+
+        return await self._db.read(work)
 
     async def get(self, job_id: int) -> Job:
         async def work(conn: Conn) -> Job:
@@ -220,9 +230,12 @@ class Jobs:
             prio_prefix = list(parent["prio_path"])
             inherited = set(parent["affinity_ids"])
             parent_paused = parent["paused"]
+            await self._check_children(conn, parent_id, len(specs))
         self._check_depth(len(path) + 1)
         own_ids: dict[str, list[int]] = {}
         rows: list[_NewJob] = []
+        for spec in specs:
+            self._commands.check(spec.user, spec.command)
         for order, spec in enumerate(specs):
             if spec.affinity not in own_ids:
                 own_ids[spec.affinity] = await self._affinity_ids(conn, spec.affinity)
@@ -273,6 +286,7 @@ class Jobs:
             _given(edit.tags),
         )
         if edit.command is not UNSET and edit.command != row["command"]:
+            self._commands.check(_given(edit.user) or row["user_name"], edit.command)
             if edit.command and row["has_children"]:
                 raise Invalid(f"job {job_id} has children, so it cannot have a command")
             if row["state"] == "WORKING" and not edit.command:
@@ -312,6 +326,7 @@ class Jobs:
                 raise Invalid(f"job {parent_id} has a command, so it cannot have children")
             new_path = [*parent["path"], parent_id]
             prio_prefix = list(parent["prio_path"])
+            await self._check_children(conn, parent_id, 1)
         height: int = await conn.fetchval(Q["subtree_height"], job_id)
         self._check_depth(len(new_path) + 1 + height)
         await conn.execute(
@@ -325,6 +340,13 @@ class Jobs:
         self, conn: Conn, waiting: Sequence[tuple[int, Sequence[int]]]
     ) -> None:
         """Add dependencies to jobs that have none yet, all in one statement."""
+        limit = self._config.limits.max_dependencies
+        for job_id, deps in waiting:
+            if len(set(deps)) > limit:
+                raise Invalid(
+                    f"a job may depend on {limit} jobs at most; job {job_id} would depend "
+                    f"on {len(set(deps))}"
+                )
         pairs = [(job_id, dep) for job_id, deps in waiting for dep in sorted(set(deps))]
         targets = sorted({dep for _, dep in pairs})
         existing = {r["id"] for r in await conn.fetch(Q["select_existing"], targets)}
@@ -350,6 +372,18 @@ class Jobs:
         return await affinities.resolve(
             conn, affinities.parse_names(text), create=self._config.affinities.create_unknown
         )
+
+    async def _check_children(self, conn: Conn, parent_id: int, adding: int) -> None:
+        limit = self._config.limits.max_children
+        if adding > limit:
+            raise Invalid(f"a group holds {limit} children at most; this adds {adding}")
+        have: int = await conn.fetchval(Q["count_children"], parent_id, limit - adding + 1)
+        if have + adding > limit:
+            raise Invalid(
+                f"a group holds {limit} children at most; job {parent_id} has "
+                f"{'at least ' if have > limit - adding else ''}{have} already, and this "
+                f"adds {adding}"
+            )
 
     def _check_depth(self, depth: int) -> None:
         limit = self._config.limits.max_depth

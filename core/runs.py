@@ -14,7 +14,7 @@ import msgspec
 from core import progress
 from core.config import Config
 from core.db import Conn, Database
-from core.errors import NotFound
+from core.errors import Invalid, NotFound
 from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView, WorkerState
 from core.notify import Notifier
 from core.plugins import Plugins
@@ -130,6 +130,13 @@ class Runs:
         self, worker: str, machine: Machine, reports: Sequence[RunReport]
     ) -> list[RunStatus] | None:
         """A worker is alive and tells how its runs go; None if it is not registered."""
+        limit = self._config.limits.max_log_chunk
+        for report in reports:
+            if len(report.output) > limit:
+                raise Invalid(
+                    f"the output of run {report.event} is {len(report.output)} bytes; send "
+                    f"at most {limit} bytes per run in one request"
+                )
 
         async def work(conn: Conn) -> list[RunStatus] | None:
             cpu = machine.cpu

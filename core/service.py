@@ -8,6 +8,7 @@ from core.events import Events
 from core.jobs import Jobs
 from core.plugins import Plugins
 from core.runs import Runs
+from core.tokens import Tokens
 from core.workers import Workers
 
 
@@ -20,6 +21,7 @@ class Core:
         self.workers = Workers(db, config)
         self.events = Events(db, config)
         self.affinities = Affinities(db)
+        self.tokens = Tokens(db)
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
         self.planner = Planner(db, config, plugins, self.picks)

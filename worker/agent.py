@@ -28,6 +28,8 @@ _BACKOFF_START = 0.5
 _BACKOFF_MAX = 30.0
 # idle workers heartbeat less often than busy ones
 _IDLE_HEARTBEAT = 5.0
+# bytes of one run's output per request, well under the server's [limits] max_log_chunk
+_CHUNK = 256 * 1024
 
 
 class ProtocolError(Exception):
@@ -47,8 +49,9 @@ class Run:
 
 
 class Agent:
-    def __init__(self, server: str, name: str, affinity: str, slots: int) -> None:
+    def __init__(self, server: str, name: str, affinity: str, slots: int, token: str = "") -> None:
         self.server = server.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.name = name
         self.affinity = affinity
         self.slots = slots
@@ -68,7 +71,9 @@ class Agent:
 
     async def run(self) -> None:
         """Work until cancelled; on the way out, stop the running processes."""
-        async with httpx.AsyncClient(base_url=self.server, timeout=30.0) as http:
+        async with httpx.AsyncClient(
+            base_url=self.server, timeout=30.0, headers=self._headers
+        ) as http:
             self._http = http
             await self._register()
             tasks = [
@@ -200,6 +205,16 @@ class Agent:
         stopped = f" ({run.stopping})" if run.stopping else ""
         log.info("job %d ends with exit code %d%s", a.job, code, stopped)
         async with self._sending:
+            # what does not fit in one request goes first, while the run is still current
+            while len(run.output) > _CHUNK:
+                size = _cut(run.output)
+                text = bytes(run.output[:size]).decode("utf-8", errors="replace")
+                beat = p.Heartbeat(runs=[p.RunHeartbeat(event=a.event, output=text)])
+                try:
+                    await self._call(self._path("heartbeat"), beat, p.HeartbeatAnswer)
+                except ProtocolError as exc:
+                    log.warning("output of job %d refused (%s)", a.job, exc)
+                del run.output[:size]
             output = run.output.decode("utf-8", errors="replace")
             run.output.clear()
             self.runs.pop(a.event, None)
@@ -240,8 +255,8 @@ class Agent:
                 sent: dict[int, int] = {}
                 reports = []
                 for event, run in self.runs.items():
-                    sent[event] = len(run.output)
-                    text = bytes(run.output).decode("utf-8", errors="replace")
+                    sent[event] = _cut(run.output)
+                    text = bytes(run.output[: sent[event]]).decode("utf-8", errors="replace")
                     reports.append(p.RunHeartbeat(event=event, output=text))
                 memory = memory_mb()
                 beat = p.Heartbeat(
@@ -276,6 +291,18 @@ class Agent:
                 log.error("the server refused the end of run %d: %s", finish.event, exc)
 
 
+def _cut(output: bytearray) -> int:
+    """How much of `output` one request carries: at most _CHUNK bytes, ending on a
+    character boundary."""
+    if len(output) <= _CHUNK:
+        return len(output)
+    end = _CHUNK
+    # not inside a UTF-8 sequence: continuation bytes are 0b10xxxxxx
+    while end > _CHUNK - 4 and output[end] & 0xC0 == 0x80:
+        end -= 1
+    return end
+
+
 def _environment(text: str) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in text.splitlines():
@@ -285,11 +312,11 @@ def _environment(text: str) -> dict[str, str]:
     return env
 
 
-def run_agent(server: str, name: str, affinity: str, slots: int) -> None:
+def run_agent(server: str, name: str, affinity: str, slots: int, token: str = "") -> None:
     """Run an agent until SIGINT or SIGTERM."""
 
     async def main() -> None:
-        agent = Agent(server, name, affinity, slots)
+        agent = Agent(server, name, affinity, slots, token)
         task = asyncio.create_task(agent.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,7 @@
 """The commands for people at a terminal: `corral submit`, `corral jobs`, `corral workers`.
 Like the agent, they talk to the server over HTTP only."""
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,10 +71,12 @@ class CommandError(Exception):
 
 
 def _client(server: str) -> httpx.Client:
+    token = os.environ.get("CORRAL_TOKEN", "")
     return httpx.Client(
         base_url=server.rstrip("/"),
         timeout=30.0,
         transport=_Reachable(server),
+        headers={"Authorization": f"Bearer {token}"} if token else None,
     )
 
 
@@ -194,7 +197,7 @@ def list_jobs(server: str, parent: int, out: TextIO = sys.stdout) -> None:
         table.append(
             [str(j.id), j.title, j.state, f"{j.progress:.0%}", done, errors, j.user, j.worker]
         )
-    _print_table(table, out)
+    print_table(table, out)
 
 
 def list_workers(server: str, out: TextIO = sys.stdout) -> None:
@@ -215,10 +218,10 @@ def list_workers(server: str, out: TextIO = sys.stdout) -> None:
                 f"{max(now - w.ping_time, 0):.0f}s ago",
             ]
         )
-    _print_table(table, out)
+    print_table(table, out)
 
 
-def _print_table(rows: list[list[str]], out: TextIO) -> None:
+def print_table(rows: list[list[str]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write(

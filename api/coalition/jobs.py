@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, MediaType, Response, delete, get, post, put
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from api.access import IdentityDep, access, own_jobs, submitted_as
 from api.coalition.params import CoreDep, JobIdPath, JobIds
 from core.errors import Invalid
 from core.jobs import DistinctField
@@ -27,17 +28,36 @@ class JobsController(Controller):
     async def job(self, core: CoreDep, job_id: JobIdPath) -> Job:
         return await core.jobs.get(job_id)
 
-    @put("/jobs", summary="Create a job; answers its id")
-    async def create(self, core: CoreDep, data: JSONBody[JobSpec]) -> int:
-        return await core.jobs.submit(data)
+    @put("/jobs", summary="Create a job; answers its id", opt=access("submit"))
+    async def create(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobSpec]) -> int:
+        user = submitted_as(identity, data.user)
+        await own_jobs(core, identity, [data.parent])
+        return await core.jobs.submit(msgspec.structs.replace(data, user=user))
 
-    @post("/jobs", status_code=200, summary='Edit jobs: {"<id>": {field: value}}; answers 1')
-    async def edit(self, core: CoreDep, data: JSONBody[dict[JobId, JobEdit]]) -> int:
+    @post(
+        "/jobs",
+        status_code=200,
+        summary='Edit jobs: {"<id>": {field: value}}; answers 1',
+        opt=access("jobs"),
+    )
+    async def edit(
+        self, core: CoreDep, identity: IdentityDep, data: JSONBody[dict[JobId, JobEdit]]
+    ) -> int:
+        await own_jobs(core, identity, list(data))
+        for edit in data.values():
+            if isinstance(edit.user, str):
+                submitted_as(identity, edit.user)
         await core.jobs.edit(data)
         return 1
 
-    @delete("/jobs", status_code=200, summary="Delete jobs and their subtrees; answers 1")
-    async def delete(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+    @delete(
+        "/jobs",
+        status_code=200,
+        summary="Delete jobs and their subtrees; answers 1",
+        opt=access("jobs"),
+    )
+    async def delete(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobIds]) -> int:
+        await own_jobs(core, identity, data)
         await core.jobs.delete(data)
         return 1
 
@@ -53,10 +73,12 @@ class JobsController(Controller):
         "/jobs/{job_id:int}/dependencies",
         status_code=200,
         summary="Replace the dependencies of a job ([] clears them); answers 1",
+        opt=access("jobs"),
     )
     async def set_dependencies(
-        self, core: CoreDep, job_id: JobIdPath, data: JSONBody[JobIds]
+        self, core: CoreDep, identity: IdentityDep, job_id: JobIdPath, data: JSONBody[JobIds]
     ) -> int:
+        await own_jobs(core, identity, [job_id])
         await core.jobs.set_dependencies(job_id, data)
         return 1
 
@@ -72,8 +94,14 @@ class JobsController(Controller):
         text = await core.jobs.log(job_id)
         return Response(msgspec.json.encode(text), media_type=MediaType.JSON)
 
-    @post("/resetjobs", status_code=200, summary="Reset jobs and their subtrees; answers 1")
-    async def reset(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+    @post(
+        "/resetjobs",
+        status_code=200,
+        summary="Reset jobs and their subtrees; answers 1",
+        opt=access("jobs"),
+    )
+    async def reset(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobIds]) -> int:
+        await own_jobs(core, identity, data)
         await core.jobs.reset(data)
         return 1
 
@@ -81,8 +109,12 @@ class JobsController(Controller):
         "/reseterrorjobs",
         status_code=200,
         summary="Reset the leaves in ERROR below the jobs; answers 1",
+        opt=access("jobs"),
     )
-    async def reset_errors(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+    async def reset_errors(
+        self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobIds]
+    ) -> int:
+        await own_jobs(core, identity, data)
         await core.jobs.reset(data, only_errors=True)
         return 1
 
@@ -90,13 +122,21 @@ class JobsController(Controller):
         "/startjobs",
         status_code=200,
         summary="Unpause jobs and queue their finished or failed leaves again; answers 1",
+        opt=access("jobs"),
     )
-    async def start(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+    async def start(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobIds]) -> int:
+        await own_jobs(core, identity, data)
         await core.jobs.start(data)
         return 1
 
-    @post("/pausejobs", status_code=200, summary="Pause jobs and their subtrees; answers 1")
-    async def pause(self, core: CoreDep, data: JSONBody[JobIds]) -> int:
+    @post(
+        "/pausejobs",
+        status_code=200,
+        summary="Pause jobs and their subtrees; answers 1",
+        opt=access("jobs"),
+    )
+    async def pause(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobIds]) -> int:
+        await own_jobs(core, identity, data)
         await core.jobs.pause(data)
         return 1
 

@@ -14,8 +14,10 @@ import msgspec
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 
+from api.access import IdentityDep, access, as_worker
 from api.coalition.params import CoreDep
 from core.runs import Machine, RunReport
+from core.tokens import Identity
 
 NOTHING = "(-1, '', '', '', None)"
 
@@ -36,7 +38,9 @@ class _Fields(msgspec.Struct, kw_only=True):
     total_memory: Megabytes | None = None
 
 
-async def _fields(request: Request[object, object, State]) -> _Fields | None:
+async def _fields(request: Request[object, object, State], identity: Identity) -> _Fields | None:
+    """The request's fields; None when they are unusable. A worker token acts only as its
+    own host name."""
     values: dict[str, str] = dict(request.query_params.items())
     if request.method == "POST":
         form = await request.form()
@@ -45,7 +49,10 @@ async def _fields(request: Request[object, object, State]) -> _Fields | None:
         fields = msgspec.convert(values, _Fields, strict=False)
     except msgspec.ValidationError:
         return None
-    return fields if fields.hostname else None
+    if not fields.hostname:
+        return None
+    as_worker(identity, fields.hostname)
+    return fields
 
 
 def _machine(fields: _Fields) -> Machine:
@@ -68,9 +75,16 @@ def _bad(reason: str) -> Response[str]:
     )
 
 
-@post("/pickjob", status_code=200, summary="Legacy worker: ask for a job")
-async def pick_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
-    fields = await _fields(request)
+@post(
+    "/pickjob",
+    status_code=200,
+    summary="Legacy worker: ask for a job",
+    opt=access("worker"),
+)
+async def pick_job(
+    request: Request[object, object, State], core: CoreDep, identity: IdentityDep
+) -> Response[str]:
+    fields = await _fields(request, identity)
     if fields is None:
         return _bad("hostname is required, and numbers must be numbers")
     ip = request.client.host if request.client else ""
@@ -87,9 +101,16 @@ async def pick_job(request: Request[object, object, State], core: CoreDep) -> Re
     return _text(f"({run.job}, {run.command!r}, {run.dir!r}, {run.user!r}, {env!r})")
 
 
-@post("/heartbeat", status_code=200, summary="Legacy worker: a running job's output")
-async def heartbeat(request: Request[object, object, State], core: CoreDep) -> Response[str]:
-    fields = await _fields(request)
+@post(
+    "/heartbeat",
+    status_code=200,
+    summary="Legacy worker: a running job's output",
+    opt=access("worker"),
+)
+async def heartbeat(
+    request: Request[object, object, State], core: CoreDep, identity: IdentityDep
+) -> Response[str]:
+    fields = await _fields(request, identity)
     if fields is None or fields.jobId is None:
         return _bad("hostname and jobId are required")
     try:
@@ -103,9 +124,16 @@ async def heartbeat(request: Request[object, object, State], core: CoreDep) -> R
     return _text("true" if going else "false")
 
 
-@post("/endjob", status_code=200, summary="Legacy worker: a job's process exited")
-async def end_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
-    fields = await _fields(request)
+@post(
+    "/endjob",
+    status_code=200,
+    summary="Legacy worker: a job's process exited",
+    opt=access("worker"),
+)
+async def end_job(
+    request: Request[object, object, State], core: CoreDep, identity: IdentityDep
+) -> Response[str]:
+    fields = await _fields(request, identity)
     if fields is None or fields.jobId is None or fields.errorCode is None:
         return _bad("hostname, jobId and errorCode are required")
     event = await core.runs.current_event(fields.jobId, fields.hostname)

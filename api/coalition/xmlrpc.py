@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, route
 from litestar.datastructures import FormMultiDict, State
 
+from api.access import IdentityDep, access, own_jobs, submitted_as
 from api.coalition.params import CoreDep
 from core.errors import CorralError
 from core.models import JobSpec
@@ -37,8 +38,11 @@ _FIELDS = {
     http_method=["GET", "POST"],
     status_code=200,
     summary="Create a job from form fields; answers the id as text, -1 on failure",
+    opt=access("submit"),
 )
-async def add_job(request: Request[object, object, State], core: CoreDep) -> Response[str]:
+async def add_job(
+    request: Request[object, object, State], core: CoreDep, identity: IdentityDep
+) -> Response[str]:
     fields: dict[str, object] = {}
     form = await request.form() if request.method == "POST" else FormMultiDict()
     for source in (request.query_params, form):
@@ -50,12 +54,15 @@ async def add_job(request: Request[object, object, State], core: CoreDep) -> Res
         if isinstance(deps, str) and deps.strip():
             fields["dependencies"] = [int(d) for d in deps.replace(" ", "").split(",") if d]
         spec = msgspec.convert(fields, JobSpec, strict=False)
+        spec = msgspec.structs.replace(spec, user=submitted_as(identity, spec.user))
+        await own_jobs(core, identity, [spec.parent])
         job_id = await core.jobs.submit(spec)
     except (ValueError, msgspec.ValidationError, CorralError) as exc:
         reason = exc.message if isinstance(exc, CorralError) else str(exc)
         # a header carries printable ASCII only
         header = "".join(c if " " <= c <= "~" else "?" for c in reason)
+        status = exc.status if isinstance(exc, CorralError) else 400
         return Response(
-            "-1", status_code=400, media_type="text/plain", headers={"X-Corral-Error": header}
+            "-1", status_code=status, media_type="text/plain", headers={"X-Corral-Error": header}
         )
     return Response(str(job_id), media_type="text/plain")

@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody
 
+from api.access import IdentityDep, access, own_jobs, submitted_as
 from api.coalition.params import CoreDep
 from core.models import JobId, JobSpec
 
@@ -28,6 +29,11 @@ class JobsController(Controller):
         "/bulk",
         status_code=200,
         summary="Create many jobs under one parent in one transaction",
+        opt=access("submit"),
     )
-    async def bulk(self, core: CoreDep, data: JSONBody[BulkSubmit]) -> Submitted:
-        return Submitted(ids=await core.jobs.submit_many(data.parent, data.jobs))
+    async def bulk(
+        self, core: CoreDep, identity: IdentityDep, data: JSONBody[BulkSubmit]
+    ) -> Submitted:
+        await own_jobs(core, identity, [data.parent])
+        specs = [msgspec.structs.replace(s, user=submitted_as(identity, s.user)) for s in data.jobs]
+        return Submitted(ids=await core.jobs.submit_many(data.parent, specs))

@@ -14,6 +14,7 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
+from api.access import IdentityDep, access, as_worker
 from api.coalition.params import CoreDep
 from core.errors import NotFound
 from core.runs import Assignment, Machine, RunReport
@@ -129,10 +130,15 @@ class Finished(msgspec.Struct, kw_only=True):
 class WorkerProtocol(Controller):
     path = "/workers"
 
-    @post("/register", status_code=200, summary="A worker process starts")
+    @post("/register", status_code=200, summary="A worker process starts", opt=access("worker"))
     async def register(
-        self, core: CoreDep, request: Request[object, object, State], data: JSONBody[Register]
+        self,
+        core: CoreDep,
+        identity: IdentityDep,
+        request: Request[object, object, State],
+        data: JSONBody[Register],
     ) -> Registered:
+        as_worker(identity, data.name)
         ip = request.client.host if request.client else ""
         await core.workers.register(data.name, ip, slots=data.slots, rules=data.affinity)
         d = core.config.dispatch
@@ -143,7 +149,12 @@ class WorkerProtocol(Controller):
             worker_timeout=d.worker_timeout,
         )
 
-    @post("/{name:str}/pick", status_code=200, summary="Wait for runs (long poll)")
+    @post(
+        "/{name:str}/pick",
+        status_code=200,
+        summary="Wait for runs (long poll)",
+        opt=access("worker"),
+    )
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
         results = [
             RunResult(event=ended.event, result=await _finish(core, name, ended))
@@ -156,7 +167,12 @@ class WorkerProtocol(Controller):
             raise NotFound(f"worker {name!r} is not registered")
         return Picked(runs=runs, results=results)
 
-    @post("/{name:str}/heartbeat", status_code=200, summary="Report output and load")
+    @post(
+        "/{name:str}/heartbeat",
+        status_code=200,
+        summary="Report output and load",
+        opt=access("worker"),
+    )
     async def heartbeat(
         self, core: CoreDep, name: WorkerName, data: JSONBody[Heartbeat]
     ) -> HeartbeatAnswer:
@@ -171,7 +187,12 @@ class WorkerProtocol(Controller):
             runs=[RunAnswer(event=a.event, action=a.action, reason=a.reason) for a in answers]
         )
 
-    @post("/{name:str}/finish", status_code=200, summary="A run's process exited")
+    @post(
+        "/{name:str}/finish",
+        status_code=200,
+        summary="A run's process exited",
+        opt=access("worker"),
+    )
     async def finish(self, core: CoreDep, name: WorkerName, data: JSONBody[Finish]) -> Finished:
         return Finished(result=await _finish(core, name, data))
 

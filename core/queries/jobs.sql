@@ -30,7 +30,7 @@ SELECT d.job_id AS id, d.depends_on AS dependency
 SELECT id FROM jobs WHERE id = ANY ($1::bigint[]);
 
 -- name: lock_job
-SELECT id, parent_id, command, path, prio_path, affinity_ids, paused, state,
+SELECT id, parent_id, command, user_name, path, prio_path, affinity_ids, paused, state,
        EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = jobs.id) AS has_children
   FROM jobs WHERE id = $1 FOR NO KEY UPDATE;
 
@@ -182,3 +182,11 @@ SELECT DISTINCT priority FROM jobs ORDER BY 1;
 
 -- name: distinct_affinities
 SELECT DISTINCT corral_affinity_names(own_affinity_ids) AS affinity FROM jobs ORDER BY 1;
+
+-- name: foreign
+-- which of the jobs $1 do not belong to the user $2
+SELECT id FROM jobs WHERE id = ANY ($1::bigint[]) AND user_name <> $2 ORDER BY id;
+
+-- name: count_children
+-- the children of $1, counted up to $2 (enough to tell whether a limit is passed)
+SELECT count(*) FROM (SELECT 1 FROM jobs WHERE parent_id = $1 LIMIT $2) c;
