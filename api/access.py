@@ -3,7 +3,8 @@
 Every route declares its access in its `opt` (`access=...`); one guard, set on the whole
 app, checks it before the handler runs:
 
-- `read`: any token, or no token when `[auth] public_reads` is on;
+- `read`: admin and user tokens, and anyone (any token or none) when `[auth]
+  public_reads` is on;
 - `submit`: user and admin tokens;
 - `jobs`: changing or deleting jobs: admin tokens, and user tokens for their own jobs
   (the handler checks ownership with `own_jobs`, unless `[auth] users_change_any`);
@@ -66,9 +67,9 @@ async def authorize(
     level: Access = handler.opt.get("access") or (
         "read" if set(getattr(handler, "http_methods", ())) <= {"GET", "HEAD"} else "admin"
     )
+    if level == "read" and core.config.auth.public_reads:
+        return
     if identity is None:
-        if level == "read" and core.config.auth.public_reads:
-            return
         raise NotAuthorizedException(
             f"this server needs an API token: {_HOW}",
             headers={"WWW-Authenticate": "Bearer"},

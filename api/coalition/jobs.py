@@ -43,11 +43,17 @@ class JobsController(Controller):
     async def edit(
         self, core: CoreDep, identity: IdentityDep, data: JSONBody[dict[JobId, JobEdit]]
     ) -> int:
-        await own_jobs(core, identity, list(data))
-        for edit in data.values():
-            if isinstance(edit.user, str):
-                submitted_as(identity, edit.user)
-        await core.jobs.edit(data)
+        # the jobs changed, and the groups they move to, must be the caller's
+        parents = [e.parent for e in data.values() if isinstance(e.parent, int) and e.parent]
+        await own_jobs(core, identity, [*data, *parents])
+        # a user token cannot give its jobs away, nor clear their owner
+        owned = {
+            job_id: msgspec.structs.replace(edit, user=submitted_as(identity, edit.user))
+            if isinstance(edit.user, str)
+            else edit
+            for job_id, edit in data.items()
+        }
+        await core.jobs.edit(owned)
         return 1
 
     @delete(
