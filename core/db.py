@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeAlias, TypeVar
 
 import asyncpg
@@ -21,11 +22,19 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # PostgreSQL refuses these characters in text: the request carried them
 _BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 _ATTEMPTS = 8
+
+
+class ConnectionLost(Exception):
+    """The connection died under a request (asyncpg then reports misuse of a closed
+    connection, which is not the caller's misuse)."""
+
+
 # The database cannot be reached, is restarting or went away mid-request: nothing was
 # committed, and the same request can succeed once it is back.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
+    ConnectionLost,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
@@ -53,7 +62,7 @@ class Database:
         """Run `work` in one transaction, again from the start if it lost a deadlock."""
         for attempt in range(_ATTEMPTS):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with self.pool.acquire() as conn, _lost(conn), conn.transaction():
                     return await work(conn)
             except _BAD_TEXT:
                 raise Invalid("text must not contain NUL characters") from None
@@ -65,7 +74,7 @@ class Database:
 
     async def read(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run read-only `work` on one connection (one snapshot per statement)."""
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, _lost(conn):
             try:
                 return await work(conn)
             except _BAD_TEXT:
@@ -82,6 +91,35 @@ class Database:
                     raise
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def _lost(conn: Conn) -> AsyncIterator[None]:
+    try:
+        yield
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+        if _after_loss(exc) or _closed(conn):
+            raise ConnectionLost(str(exc)) from exc
+        raise
+
+
+def _closed(conn: Conn) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        # the pool took the connection back as it died
+        return True
+
+
+def _after_loss(exc: BaseException) -> bool:
+    """Whether `exc` was raised while handling the loss of the connection (closing a
+    transaction whose connection just died)."""
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, UNAVAILABLE):
+            return True
+        seen = seen.__context__
+    return False
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

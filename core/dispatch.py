@@ -80,7 +80,9 @@ class Planner:
         except BaseException:
             self._picks.release(claims)
             raise
-        self._picks.hand_over(claims, started)
+        orphans = self._picks.hand_over(claims, started)
+        if orphans:
+            await self._db.statement(lambda c: c.execute(Q["undeliver"], orphans))
         if started:
             await self._notifier.jobs_changed(
                 [(views[s.run.job], "WAITING", "WORKING") for s in started]
@@ -241,11 +243,13 @@ class Planner:
 
 class _Waiter:
     """A pick waiting in this process. A planner that claims it answers it with `runs`
-    (possibly none) or lets go; until then the pick waits for that answer."""
+    (possibly none) or lets go; until then the pick waits for that answer. Once its own
+    wait is over (`done`), no planner may claim it."""
 
     def __init__(self) -> None:
         self.wake = asyncio.Event()
         self.claimed = False
+        self.done = False
         self.runs: list[Assignment] | None = None
 
 
@@ -274,22 +278,29 @@ class Picks:
         for name in workers:
             if name in claims:
                 continue
-            waiter = next((w for w in self._waiting.get(name, ()) if not w.claimed), None)
+            waiting = self._waiting.get(name, ())
+            waiter = next((w for w in waiting if not (w.claimed or w.done)), None)
             if waiter is not None:
                 waiter.claimed = True
                 claims[name] = waiter
         return claims
 
-    def hand_over(self, claims: dict[str, _Waiter], started: Sequence[Started]) -> None:
-        """Answer the claimed picks with the runs started for their workers."""
+    def hand_over(self, claims: dict[str, _Waiter], started: Sequence[Started]) -> list[int]:
+        """Answer the claimed picks with the runs started for their workers. The events of
+        runs whose pick went away meanwhile (its request was cancelled) are answered: they
+        must be handed over again by the worker's next pick."""
         runs: dict[str, list[Assignment]] = defaultdict(list)
         for s in started:
             if s.worker in claims:
                 runs[s.worker].append(s.run)
+        orphans: list[int] = []
         for name, waiter in claims.items():
             waiter.runs = runs.get(name, [])
             waiter.wake.set()
+            if waiter not in self._waiting.get(name, ()):
+                orphans += [run.event for run in waiter.runs]
         claims.clear()
+        return orphans
 
     def release(self, claims: dict[str, _Waiter]) -> None:
         """The planner will not answer these picks after all: they wait on as before."""
@@ -311,6 +322,8 @@ class Picks:
                 self.on_demand()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wake.wait(), timeout=wait)
+            # from here on this pick takes runs from the database, not from a planner
+            waiter.done = True
             while waiter.claimed and waiter.runs is None:
                 # a pass is starting runs for this very pick: its answer comes next
                 waiter.wake.clear()

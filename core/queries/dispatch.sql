@@ -105,6 +105,10 @@ SELECT active,
        CASE WHEN wanted > 0 THEN pg_notify('corral_dispatch', '') END
   FROM asked;
 
+-- name: undeliver
+-- runs handed to a pick that was gone by then: the worker's next pick takes them
+UPDATE events SET delivered = false WHERE id = ANY ($1::bigint[]) AND state = 'WORKING';
+
 -- name: deliver
 -- the runs assigned to a worker and not handed over yet
 UPDATE events e
