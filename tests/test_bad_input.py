@@ -901,6 +901,9 @@ QUERY_PARAMETERS = [
     pytest.param("/api/events", {"job": 2**63}, "job", id="events-job-huge"),
     pytest.param("/api/jobs/where/", {"where_clause": "", "min": -1}, "min", id="where-min"),
     pytest.param("/api/jobs/where/", {"where_clause": "", "max": "x"}, "max", id="where-max"),
+    # digits to str.isdigit(), not to int()
+    pytest.param("/api/jobs/where/", {"min": "²"}, "min", id="where-min-superscript"),
+    pytest.param("/api/jobs/where/", {"max": "①"}, "max", id="where-max-circled"),
 ]
 
 

@@ -186,7 +186,8 @@ class JobsController(Controller):
 def _row(text: str, name: str) -> int | None:
     if not text.strip():
         return None
-    if not text.strip().isdigit() or int(text) > 2**31 - 1:
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) > 2**31 - 1:
         raise Invalid(f"{name} must be a row number, not {text!r}")
     return int(text)
 
