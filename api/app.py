@@ -11,7 +11,7 @@ from litestar.openapi import OpenAPIConfig
 
 from api.access import authorize, identity_of
 from api.coalition import coalition_routers, legacy_worker_router
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.native import native_router
 from core import migrate
 from core.config import Config
@@ -53,6 +53,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
     routers: list[Router] = [*coalition_routers(), native_router()]
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
+    document_errors(routers)
     return Litestar(
         route_handlers=routers,
         dependencies={

@@ -2,9 +2,12 @@
 
 import logging
 
-from litestar import Request, Response
+import msgspec
+from litestar import Request, Response, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from core.db import UNAVAILABLE
@@ -63,3 +66,35 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     CorralError: _corral_error,
     Exception: _unexpected,
 }
+
+
+class ErrorBody(msgspec.Struct):
+    """What every refusal carries: the status again and what was wrong."""
+
+    status_code: int
+    detail: str
+
+
+_ERRORS = {
+    400: "the request is malformed or not acceptable; `detail` says why",
+    401: "no token, or an unknown or revoked one (once the server has tokens)",
+    403: "the token's role, the job's owner or the command policy forbids it",
+    404: "a job, worker or token named by the request does not exist",
+    503: "the database is unavailable; try again (Retry-After)",
+}
+
+
+def document_errors(routers: list[Router]) -> None:
+    """List the refusals every route may answer in the OpenAPI schema, so clients (and
+    the schema fuzzing) know their shape."""
+    for router in routers:
+        for route in router.routes:
+            for handler in getattr(route, "route_handlers", ()):
+                if isinstance(handler, HTTPRouteHandler):
+                    extra = {
+                        status: ResponseSpec(
+                            data_container=ErrorBody, description=text, generate_examples=False
+                        )
+                        for status, text in _ERRORS.items()
+                    }
+                    handler.responses = {**extra, **(handler.responses or {})}

@@ -11,8 +11,9 @@ import binascii
 from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import MediaType, Request, Response, Router, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.access import IdentityDep, access, as_worker
 from api.coalition.params import CoreDep
@@ -20,6 +21,15 @@ from core.runs import Machine, RunReport
 from core.tokens import Identity
 
 NOTHING = "(-1, '', '', '', None)"
+# a refusal of the legacy protocol is text, with the reason in X-Corral-Error too
+_TEXT_REFUSAL = {
+    400: ResponseSpec(
+        data_container=str,
+        media_type=MediaType.TEXT,
+        description="the reason, as text",
+        generate_examples=False,
+    )
+}
 
 
 Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -80,6 +90,8 @@ def _bad(reason: str) -> Response[str]:
     status_code=200,
     summary="Legacy worker: ask for a job",
     opt=access("worker"),
+    media_type=MediaType.TEXT,
+    responses=_TEXT_REFUSAL,
 )
 async def pick_job(
     request: Request[object, object, State], core: CoreDep, identity: IdentityDep
@@ -106,6 +118,8 @@ async def pick_job(
     status_code=200,
     summary="Legacy worker: a running job's output",
     opt=access("worker"),
+    media_type=MediaType.TEXT,
+    responses=_TEXT_REFUSAL,
 )
 async def heartbeat(
     request: Request[object, object, State], core: CoreDep, identity: IdentityDep
@@ -129,6 +143,8 @@ async def heartbeat(
     status_code=200,
     summary="Legacy worker: a job's process exited",
     opt=access("worker"),
+    media_type=MediaType.TEXT,
+    responses=_TEXT_REFUSAL,
 )
 async def end_job(
     request: Request[object, object, State], core: CoreDep, identity: IdentityDep

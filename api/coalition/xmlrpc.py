@@ -6,8 +6,9 @@ read the body as a number.
 """
 
 import msgspec
-from litestar import Request, Response, route
+from litestar import MediaType, Request, Response, route
 from litestar.datastructures import FormMultiDict, State
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.access import IdentityDep, access, own_jobs, submitted_as
 from api.coalition.params import CoreDep
@@ -39,6 +40,17 @@ _FIELDS = {
     status_code=200,
     summary="Create a job from form fields; answers the id as text, -1 on failure",
     opt=access("submit"),
+    media_type=MediaType.TEXT,
+    # the legacy tools read a number: -1, the reason in X-Corral-Error
+    responses={
+        status: ResponseSpec(
+            data_container=str, media_type=MediaType.TEXT, description=text, generate_examples=False
+        )
+        for status, text in (
+            (400, "-1: the job cannot be created"),
+            (403, "-1: the token or the command policy forbids it"),
+        )
+    },
 )
 async def add_job(
     request: Request[object, object, State], core: CoreDep, identity: IdentityDep
