@@ -286,9 +286,9 @@ class Picks:
         return claims
 
     def hand_over(self, claims: dict[str, _Waiter], started: Sequence[Started]) -> list[int]:
-        """Answer the claimed picks with the runs started for their workers. The events of
-        runs whose pick went away meanwhile (its request was cancelled) are answered: they
-        must be handed over again by the worker's next pick."""
+        """Answer the claimed picks with the runs started for their workers. Answers the
+        events of runs whose pick went away meanwhile (its request was cancelled): the
+        worker's next pick must take them."""
         runs: dict[str, list[Assignment]] = defaultdict(list)
         for s in started:
             if s.worker in claims:
@@ -303,10 +303,12 @@ class Picks:
         return orphans
 
     def release(self, claims: dict[str, _Waiter]) -> None:
-        """The planner will not answer these picks after all: they wait on as before."""
+        """The planner will not answer these picks after all: they wait on as before, and
+        those whose wait is over look in the database."""
         for waiter in claims.values():
             waiter.claimed = False
-            waiter.wake.set()
+            if waiter.done:
+                waiter.wake.set()
         claims.clear()
 
     async def pick(self, worker: str, slots: int, wait: float) -> list[Assignment] | None:
