@@ -493,7 +493,9 @@ def test_workers_killed_mid_job_have_their_jobs_finished_elsewhere(
     server = processes.serve(["--config", str(config)])
     workers = start_farm(processes, [server], 8)
     total = 32
-    group, ids = submit_batch(server, "batch", total, "sleep 1")
+    # long enough that a doomed worker found mid-job is still in it when the kill comes,
+    # however slow the machine is between the two
+    group, ids = submit_batch(server, "batch", total, "sleep 4")
     doomed = workers[:4]
     names = [f"node-{i:02d}" for i in range(len(doomed))]
 
