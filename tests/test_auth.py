@@ -25,6 +25,8 @@ from core.config import AuthConfig, Config, DispatchConfig
 from core.db import Database
 from core.tokens import PREFIX, Role, Tokens
 from tests.conftest import ServerThread, Sql
+from tests.farm import get as job
+from tests.farm import ok, submit
 from tests.farm import run as run_to_end
 from tests.processes import CORRAL, Process, Processes, free_port
 
@@ -149,26 +151,6 @@ def unauthorized(response: httpx.Response) -> str:
     detail = refused(response, 401)
     assert response.headers["www-authenticate"] == "Bearer"
     return detail
-
-
-def ok(response: httpx.Response) -> None:
-    assert response.status_code == 200, response.text
-    assert response.json() == 1
-
-
-def submit(api: httpx.Client, **fields: Any) -> int:
-    response = api.put("/api/jobs", json=fields)
-    assert response.status_code == 200, response.text
-    job_id = response.json()
-    assert isinstance(job_id, int)
-    return job_id
-
-
-def job(api: httpx.Client, job_id: int) -> dict[str, Any]:
-    response = api.get(f"/api/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 def wait_until(check: Callable[[], bool], what: str, patience: float = PATIENCE) -> None:
