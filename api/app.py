@@ -16,6 +16,7 @@ from api.native import native_router
 from core import migrate
 from core.config import Config
 from core.db import Database
+from core.dispatch import PLANNING
 from core.plugins import Plugins
 from core.scheduler import Scheduler
 from core.service import Core
@@ -36,11 +37,15 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = await Database.connect(database_url)
+        planning: Database | None = None
         scheduler: Scheduler | None = None
         try:
             for name in await db.read(migrate.apply):
                 log.info("applied migration %s", name)
-            core = Core(db, config, loaded)
+            planning = await Database.connect(
+                database_url, min_size=1, max_size=1, settings=PLANNING
+            )
+            core = Core(db, config, loaded, planning)
             app.state.core = core
             scheduler = Scheduler(database_url, config, core.planner, core.picks, core.runs)
             await scheduler.start()
@@ -48,6 +53,8 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
         finally:
             if scheduler is not None:
                 await scheduler.stop()
+            if planning is not None:
+                await planning.close()
             await db.close()
 
     routers: list[Router] = [*coalition_routers(), native_router()]

@@ -307,7 +307,14 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
                 )
             local_worker = _start_local_worker(host, port, secret)
         # open picks are long polls: on the way out, cut them short (workers retry)
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=config.server.access_log,
+            timeout_graceful_shutdown=3,
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -22,6 +22,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "corral-data"
     # any PostgreSQL >= 14 instead of the embedded one
     database_url: str | None = None
+    # one line per HTTP request; off by default, since a farm's workers make thousands a
+    # second (the line costs the server more than some of those requests do)
+    access_log: bool = False
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

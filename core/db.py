@@ -49,9 +49,20 @@ class Database:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        settings: dict[str, str] | None = None,
+    ) -> Database:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, reset=_keep_session
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            reset=_keep_session,
+            server_settings=settings,
         )
         return cls(pool)
 

@@ -13,8 +13,9 @@ import contextlib
 import heapq
 import logging
 import math
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 import msgspec
@@ -30,6 +31,13 @@ from core.views import job_view
 
 Q = Queries("dispatch.sql")
 log = logging.getLogger("corral.dispatch")
+
+# The planner's own connection: planning one pass at a time, it needs no more than one,
+# and it must never wait behind the requests for a pooled one (with hundreds of picks in
+# flight, it did, for as long as the rest of the pass took). Its statements have one
+# shape each, so it keeps one plan per statement instead of planning each start of runs
+# again for the arrays it gets (a third of a pass for a single run).
+PLANNING = {"plan_cache_mode": "force_generic_plan"}
 
 # workers served by one pass at most; the rest wait for the next, oldest first
 _MAX_DEMAND = 1000
@@ -60,6 +68,17 @@ class _SetQueue:
         self.ids = ids
         self.candidates: list[_Candidate] = []
         self.exhausted = False
+        # candidates before this one are all taken by this pass
+        self._first = 0
+
+    def untaken(self, taken: set[int]) -> Iterator[_Candidate]:
+        """The candidates not taken yet, best first. The best go first, so skipping the
+        taken ones once here keeps a pass for many workers linear, not quadratic."""
+        candidates = self.candidates
+        while self._first < len(candidates) and candidates[self._first].job.id in taken:
+            self._first += 1
+        rest = (candidates[i] for i in range(self._first, len(candidates)))
+        return (c for c in rest if c.job.id not in taken)
 
 
 class Planner:
@@ -128,6 +147,8 @@ class Planner:
         for queue in queues.values():
             await self._more(conn, queue, page, names, dependencies)
         farm = await self._farm(conn)
+        # the farm view is for the admission policies alone
+        admitting = self._plugins.implements("corral_admit")
 
         taken: set[int] = set()
         jobs: list[int] = []
@@ -137,14 +158,15 @@ class Planner:
             held: set[int] = set()
             for _ in range(_MAX_PAGES):
                 chosen, held_now = self._choose(
-                    worker, need, ranked[worker.name], queues, taken | held, dependencies, farm
+                    worker, need, ranked[worker.name], queues, taken, held, dependencies, farm
                 )
                 for job in chosen:
                     views[job.id] = job
                     taken.add(job.id)
                     jobs.append(job.id)
                     assigned_to.append(worker.name)
-                    farm = _with_run(farm, job)
+                    if admitting:
+                        farm = _with_run(farm, job)
                 need -= len(chosen)
                 held |= held_now
                 growable = [queues[i] for _, i in ranked[worker.name] if not queues[i].exhausted]
@@ -163,16 +185,18 @@ class Planner:
         slots: int,
         ranked: list[tuple[int, int]],
         queues: dict[int, "_SetQueue"],
+        taken: set[int],
         skip: set[int],
         dependencies: dict[int, list[DependencyView]],
         farm: FarmView,
     ) -> tuple[list[JobView], set[int]]:
-        """Up to `slots` jobs for `worker`, and the ids the policies held back."""
+        """Up to `slots` jobs for `worker` among those not `taken` by this pass nor in
+        `skip`, and the ids the policies held back."""
         hook = self._plugins.hook
         admit_hooks = self._plugins.implements("corral_admit")
-        by_rank: dict[int, list[list[_Candidate]]] = defaultdict(list)
+        by_rank: dict[int, list[Iterator[_Candidate]]] = defaultdict(list)
         for rank, index in ranked:
-            by_rank[rank].append(queues[index].candidates)
+            by_rank[rank].append(queues[index].untaken(taken))
         # the hooks see the best few of each rank, not everything read for all workers:
         # a pass then costs about workers x slots, not workers x queue read
         window = slots * self._config.dispatch.candidates_per_slot
@@ -202,7 +226,8 @@ class Planner:
                     held.add(job.id)
                     continue
                 chosen.append(job)
-                farm = _with_run(farm, job)
+                if admit_hooks:
+                    farm = _with_run(farm, job)
         return chosen, held
 
     async def _more(
@@ -261,6 +286,9 @@ class Picks:
         self._db = db
         self._config = config
         self._waiting: dict[str, list[_Waiter]] = defaultdict(list)
+        # signs this process's wake-up notices, so that its own planner, woken directly,
+        # does not plan again when the notice comes back
+        self.mark = uuid.uuid4().hex
         # called when a pick starts waiting, to plan at once in this process (the
         # NOTIFY it also sends wakes the planners of the others)
         self.on_demand: Callable[[], None] = lambda: None
@@ -311,15 +339,22 @@ class Picks:
                 waiter.wake.set()
         claims.clear()
 
-    async def pick(self, worker: str, slots: int, wait: float) -> list[Assignment] | None:
+    async def pick(
+        self, worker: str, slots: int, wait: float, ended: Sequence[int] = ()
+    ) -> "Picked | None":
         """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
-        worker is unknown. A stopped worker gets nothing until it is started again."""
+        worker is unknown. A stopped worker gets nothing until it is started again.
+        `ended` are runs of the worker that exited with code 0, ended first, in the same
+        statement (with no retry to decide and no one to tell of the change)."""
         waiter = _Waiter()
         self._waiting[worker].append(waiter)
         try:
-            taken = await self._take(worker, slots)
-            if taken is None or taken.runs:
-                return None if taken is None else taken.runs
+            taken = await self._take(worker, slots, ended)
+            if taken is None:
+                return None
+            finished = taken.finished
+            if taken.runs:
+                return Picked(taken.runs, finished)
             if taken.active:
                 self.on_demand()
             with contextlib.suppress(TimeoutError):
@@ -331,28 +366,30 @@ class Picks:
                 waiter.wake.clear()
                 await waiter.wake.wait()
             if waiter.runs:
-                return waiter.runs
+                return Picked(waiter.runs, finished)
             if not taken.active:
-                return []
+                return Picked([], finished)
             ready = await self._deliver(worker)
             if not ready:
                 # give up waiting, and take a run assigned since the last look
-                last = await self._take(worker, 0)
+                last = await self._take(worker, 0, ())
                 ready = [] if last is None else last.runs
-            return ready
+            return Picked(ready, finished)
         finally:
             self._waiting[worker].remove(waiter)
             if not self._waiting[worker]:
                 del self._waiting[worker]
 
-    async def _take(self, worker: str, slots: int) -> "_Taken | None":
-        """The runs waiting for `worker`, or else its demand recorded; None if unknown."""
+    async def _take(self, worker: str, slots: int, ended: Sequence[int]) -> "_Taken | None":
+        """End the runs `ended`, then the runs waiting for `worker`, or else its demand
+        recorded; None if the worker is unknown."""
 
         async def work(conn: Conn) -> _Taken | None:
-            row = await conn.fetchrow(Q["take"], worker, slots)
+            row = await conn.fetchrow(Q["take"], worker, slots, list(ended), self.mark)
             if row is None:
                 return None
-            return _Taken(row["active"], msgspec.json.decode(row["runs"], type=list[Assignment]))
+            runs = msgspec.json.decode(row["runs"], type=list[Assignment])
+            return _Taken(row["active"], runs, frozenset(row["finished"]))
 
         return await self._db.statement(work)
 
@@ -364,9 +401,18 @@ class Picks:
         return await self._db.statement(work)
 
 
+class Picked(msgspec.Struct, frozen=True):
+    """What a pick brings: the runs to start, and which of the runs it ended finished
+    their jobs (the others had been stopped already)."""
+
+    runs: list[Assignment]
+    finished: frozenset[int] = frozenset()
+
+
 class _Taken(msgspec.Struct, frozen=True):
     active: bool
     runs: list[Assignment]
+    finished: frozenset[int]
 
 
 def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:

@@ -17,6 +17,7 @@ from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView, WorkerState
 from core.notify import Notifier
+from core.pings import Machine, Pings
 from core.plugins import Plugins
 from core.sql import Queries
 from core.views import job_view
@@ -63,14 +64,6 @@ class RunStatus(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
-class Machine(msgspec.Struct, frozen=True):
-    """What a worker tells of its machine."""
-
-    cpu: list[float] | None = None
-    free_memory: int | None = None
-    total_memory: int | None = None
-
-
 FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
 
 
@@ -93,12 +86,18 @@ class Runs:
         self._config = config
         self._plugins = plugins
         self._notifier = Notifier(plugins)
+        self._pings = Pings(db)
         self._born = time.monotonic()
+
+    def ends_quietly(self) -> bool:
+        """Whether a run that exits with code 0 just ends: no plugin hears of the change,
+        so the end needs no more than one statement."""
+        return not self._plugins.implements("corral_job_state_changed")
 
     async def finish(self, worker: str | None, event: int, exit_code: int) -> FinishResult:
         """A worker's run ended with `exit_code`. The retry policy decides what follows a
         failure. IGNORED when the run had already been stopped (paused, reset, ...)."""
-        if exit_code == 0 and not self._plugins.implements("corral_job_state_changed"):
+        if exit_code == 0 and self.ends_quietly():
             # the hot path: nothing to decide and no one to tell, so one statement
             ended = await self._db.statement(
                 lambda c: c.fetchrow(
@@ -145,9 +144,7 @@ class Runs:
             return pinged is not None
 
         if not reports:
-            # an idle worker's heartbeat, the most frequent request of a big farm: one
-            # statement, no transaction
-            return [] if await self._db.statement(ping) else None
+            return [] if await self._pings.ping(worker, machine) else None
 
         async def work(conn: Conn) -> list[RunStatus] | None:
             if not await ping(conn):

@@ -113,7 +113,8 @@ class Scheduler:
                 await conn.close()
 
     def _on_dispatch(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        self.wake()
+        if payload != self._picks.mark:
+            self.wake()
 
     def _on_assigned(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if isinstance(payload, str):

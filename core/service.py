@@ -13,7 +13,11 @@ from core.workers import Workers
 
 
 class Core:
-    def __init__(self, db: Database, config: Config, plugins: Plugins) -> None:
+    def __init__(
+        self, db: Database, config: Config, plugins: Plugins, planning: Database | None = None
+    ) -> None:
+        """`planning` is the planner's own connection (see `core.dispatch.PLANNING`),
+        when it has one."""
         self.db = db
         self.config = config
         self.plugins = plugins
@@ -24,4 +28,4 @@ class Core:
         self.tokens = Tokens(db)
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
-        self.planner = Planner(db, config, plugins, self.picks)
+        self.planner = Planner(planning or db, config, plugins, self.picks)

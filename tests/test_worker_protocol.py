@@ -2,6 +2,7 @@
 heartbeat and finish, against the real server with its planner, periodic passes and
 LISTEN/NOTIFY. The worker is simulated with plain HTTP calls."""
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -406,6 +407,33 @@ def test_heartbeat_machine_figures_show_in_the_worker_listing(api: httpx.Client)
     assert worker_row(api, "node-a")["cpu"] == "[12.5,50,0]"
 
 
+def test_idle_heartbeats_arriving_together_each_record_their_own_figures(
+    api: httpx.Client, sql: Sql
+) -> None:
+    # written together in batches: each worker must still get its own figures, and an
+    # unknown name among them its 404
+    names = [f"node-{i}" for i in range(40)]
+    for name in names:
+        register(api, name)
+    sql.execute("UPDATE workers SET state = 'TIMEOUT' WHERE name = 'node-7'")
+
+    def beat(name: str) -> int:
+        index = int(name.split("-")[1]) if name != "ghost" else 0
+        response = api.post(
+            f"{V2}/{name}/heartbeat", json={"cpu": [index], "free_memory": index}, timeout=60
+        )
+        return response.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=41) as pool:
+        statuses = dict(zip([*names, "ghost"], pool.map(beat, [*names, "ghost"]), strict=True))
+    assert statuses == {**dict.fromkeys(names, 200), "ghost": 404}
+    rows = {r["name"]: r for r in sql.fetch("SELECT name, cpu, free_memory, state FROM workers")}
+    for i, name in enumerate(names):
+        assert (list(rows[name]["cpu"]), rows[name]["free_memory"]) == ([i], i), name
+    assert rows["node-7"]["state"] == "WAITING"
+    assert "ghost" not in rows
+
+
 @pytest.mark.parametrize(
     ("operation", "reason"),
     [
@@ -587,6 +615,57 @@ def test_a_pick_reports_the_ended_runs_and_brings_the_next_one(api: httpx.Client
     assert state(api, second) == "WORKING"
     assert get(api, group)["total_finished"] == 1
     assert worker_row(api, "node-a")["finished"] == 1
+
+
+def test_a_pick_ending_runs_with_exit_zero_ends_them_as_finish_does(
+    api: httpx.Client, sql: Sql
+) -> None:
+    # no output: the ends go in the pick's own statement
+    register(api, "node-a", slots=3)
+    group = submit(api, title="shot")
+    jobs = [submit(api, parent=group, title=f"f{i}", command="r") for i in range(3)]
+    runs = pick_some(api, "node-a", slots=3)
+    while len(runs) < 3:
+        runs += pick_some(api, "node-a", slots=3 - len(runs))
+    first, paused, last = (next(r for r in runs if r["job"] == j) for j in jobs)
+    ok(api.post("/api/pausejobs", json=[paused["job"]]))
+    register(api, "node-b")
+    # another worker's run is not this worker's to end
+    _, results = pick_reporting(api, "node-b", [{"event": last["event"], "exit_code": 0}])
+    assert results == [{"event": last["event"], "result": "IGNORED"}]
+    assert state(api, last["job"]) == "WORKING"
+
+    reported = [
+        {"event": first["event"], "exit_code": 0},
+        {"event": first["event"], "exit_code": 0},
+        {"event": paused["event"], "exit_code": 0},
+    ]
+    runs, results = pick_reporting(api, "node-a", reported)
+    assert runs == []
+    assert results == [
+        {"event": first["event"], "result": "FINISHED"},
+        {"event": first["event"], "result": "IGNORED"},
+        {"event": paused["event"], "result": "IGNORED"},
+    ]
+    assert state(api, first["job"]) == "FINISHED"
+    assert get(api, first["job"])["progress"] == 1.0
+    assert get(api, first["job"])["run_done"] == 1
+    ended = event(api, first["job"], first["event"])
+    assert ended["state"] == "FINISHED"
+    assert sql.fetchval("SELECT exit_code FROM events WHERE id = $1", first["event"]) == 0
+    assert ended["duration"] >= 0
+    assert get(api, paused["job"])["state"] == "PAUSED"
+    shown = get(api, group)
+    assert (shown["total_finished"], shown["working"]) == (1, 1)
+    row = worker_row(api, "node-a")
+    assert (row["finished"], row["error"], row["state"]) == (1, 0, "WORKING")
+
+    _, results = pick_reporting(api, "node-a", [{"event": last["event"], "exit_code": 0}])
+    assert results == [{"event": last["event"], "result": "FINISHED"}]
+    row = worker_row(api, "node-a")
+    assert (row["finished"], row["state"]) == (2, "WAITING")
+    assert sql.fetchval("SELECT current_event FROM workers WHERE name = 'node-a'") is None
+    assert get(api, group)["total_finished"] == 2
 
 
 def test_a_pick_reports_failures_and_repeats_in_order_like_finish(api: httpx.Client) -> None:

@@ -17,7 +17,8 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from api.access import IdentityDep, access, as_worker
 from api.coalition.params import CoreDep
-from core.runs import Machine, RunReport
+from core.pings import Machine
+from core.runs import RunReport
 from core.tokens import Identity
 
 NOTHING = "(-1, '', '', '', None)"
@@ -104,10 +105,10 @@ async def pick_job(
     # a legacy worker runs one job at a time: asking for one means it let go of any other
     await core.workers.drop_runs(fields.hostname, "the worker asked for another job")
     await core.runs.heartbeat(fields.hostname, _machine(fields), [])
-    runs = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
-    if not runs:
+    picked = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
+    if picked is None or not picked.runs:
         return _text(NOTHING)
-    run = runs[0]
+    run = picked.runs[0]
     # the legacy worker splits the environment on the two characters backslash and n
     env = "\\n".join(line for line in run.environment.splitlines() if line)
     return _text(f"({run.job}, {run.command!r}, {run.dir!r}, {run.user!r}, {env!r})")

@@ -17,7 +17,8 @@ from litestar.params import JSONBody, PathParameter
 from api.access import IdentityDep, access, as_worker
 from api.coalition.params import CoreDep
 from core.errors import NotFound
-from core.runs import Assignment, Machine, RunReport
+from core.pings import Machine
+from core.runs import Assignment, RunReport
 from core.service import Core
 
 PROTOCOL: Final = 1
@@ -156,16 +157,35 @@ class WorkerProtocol(Controller):
         opt=access("worker"),
     )
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
-        results = [
-            RunResult(event=ended.event, result=await _finish(core, name, ended))
+        # runs that exited with code 0 and nothing more to say end within the pick's own
+        # statement, when no plugin needs to hear of each change; the others one by one
+        plain: list[int] = []
+        if core.runs.ends_quietly():
+            other = {e.event for e in data.finished if e.exit_code != 0 or e.output}
+            plain = [e.event for e in data.finished if e.event not in other]
+        quiet = set(plain)
+        # in the order reported; a run reported twice ends once
+        results: list[FinishResult | None] = [
+            None if ended.event in quiet else await _finish(core, name, ended)
             for ended in data.finished
         ]
         limit = core.config.dispatch.pick_wait
         wait = limit if data.wait is None else min(data.wait, limit)
-        runs = await core.picks.pick(name, data.slots, wait)
-        if runs is None:
+        picked = await core.picks.pick(name, data.slots, wait, plain)
+        if picked is None:
             raise NotFound(f"worker {name!r} is not registered")
-        return Picked(runs=runs, results=results)
+        finished = set(picked.finished)
+        for index, ended in enumerate(data.finished):
+            if results[index] is None:
+                results[index] = "FINISHED" if ended.event in finished else "IGNORED"
+                finished.discard(ended.event)
+        return Picked(
+            runs=picked.runs,
+            results=[
+                RunResult(event=e.event, result=r or "IGNORED")
+                for e, r in zip(data.finished, results, strict=True)
+            ],
+        )
 
     @post(
         "/{name:str}/heartbeat",

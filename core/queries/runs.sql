@@ -149,6 +149,21 @@ UPDATE workers
  WHERE name = $1
 RETURNING name;
 
+-- name: ping_workers
+-- The idle heartbeats of many workers in one statement ($1: a JSON list of objects with
+-- name, cpu, free_memory and total_memory; a null keeps the figure known). A worker
+-- named twice takes one of its heartbeats. Answers the names of the known workers.
+UPDATE workers w
+   SET ping_time = corral_epoch(), cpu = coalesce(p.cpu, w.cpu),
+       free_memory = coalesce(p.free_memory, w.free_memory),
+       total_memory = coalesce(p.total_memory, w.total_memory),
+       state = CASE WHEN w.state = 'TIMEOUT' THEN 'WAITING' ELSE w.state END
+  FROM (SELECT DISTINCT ON (name) *
+          FROM jsonb_to_recordset($1::jsonb)
+               AS r (name text, cpu real[], free_memory bigint, total_memory bigint)) p
+ WHERE w.name = p.name
+RETURNING w.name;
+
 -- name: ping_job
 -- a heartbeat of the run $2 of job $1, with its progress if the log told it
 UPDATE jobs SET ping_time = corral_epoch(), progress = coalesce($3, progress)

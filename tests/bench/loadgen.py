@@ -1,6 +1,6 @@
 """Simulated workers: asyncio, raw HTTP/1.1 keep-alive, the native worker protocol, jobs of
 zero length, each pick reporting the end of the run the last one brought. Light enough
-that the measurement is the scheduler, not the client.
+(uvloop, no HTTP library) that the measurement is the scheduler, not the client.
 
     python -m tests.bench.loadgen --url http://127.0.0.1:PORT --workers 10 --seconds 5
 
@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import msgspec
+import uvloop
 
 
 class Http:
@@ -62,10 +64,18 @@ class Picked(msgspec.Struct):
     runs: list[Run]
 
 
-async def worker(host: str, port: int, name: str, stop: asyncio.Event, done: list[int]) -> None:
+async def worker(
+    host: str,
+    port: int,
+    name: str,
+    stop: asyncio.Event,
+    done: list[int],
+    registered: Callable[[], None] = lambda: None,
+) -> None:
     http = await Http.open(host, port)
     try:
         await http.post("/api/v2/workers/register", msgspec.json.encode({"name": name, "slots": 1}))
+        registered()
         decoder = msgspec.json.Decoder(Picked)
         ended: list[dict[str, int]] = []
         while not stop.is_set():
@@ -82,11 +92,23 @@ async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     stop = asyncio.Event()
-    done = [0]
+    done, registered = [0], [0]
+    all_in = asyncio.Event()
+
+    def one_more() -> None:
+        registered[0] += 1
+        if registered[0] == workers:
+            all_in.set()
+
     tasks = [
-        asyncio.create_task(worker(host, port, f"sim-{workers}-{i}", stop, done))
+        asyncio.create_task(worker(host, port, f"sim-{workers}-{i}", stop, done, one_more))
         for i in range(workers)
     ]
+    # a thousand workers take seconds to register: the window opens once all are working
+    # (or one has failed, which the gather below reports)
+    waiting = asyncio.create_task(all_in.wait())
+    await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
     await asyncio.sleep(warmup)
     first, start = done[0], time.perf_counter()
     await asyncio.sleep(seconds)
@@ -103,7 +125,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.url, args.workers, args.seconds, args.warmup))
+    result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 

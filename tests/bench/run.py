@@ -99,10 +99,12 @@ class Server:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{self.url}/api/jobs").status_code == 200:
+                # a small answer whatever the queue holds
+                if httpx.get(f"{self.url}/api/affinities").status_code == 200:
                     return
             except httpx.TransportError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
                     raise
                 time.sleep(0.2)
 
