@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.access import authorize, identity_of
+from api.access import authorizing, identity_of
 from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.native import native_router
@@ -67,7 +67,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             "core": Provide(_core, sync_to_thread=False),
             "identity": Provide(identity_of, sync_to_thread=False),
         },
-        guards=[authorize],
+        middleware=[authorizing],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.limits.max_body_bytes,
