@@ -37,6 +37,8 @@ class _Row(msgspec.Struct, frozen=True):
 
 
 class Pings:
+    """The idle heartbeats of one server process, waiting for their write."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
         self._next: list[tuple[_Row, asyncio.Future[bool]]] = []

@@ -157,23 +157,23 @@ class WorkerProtocol(Controller):
         opt=access("worker"),
     )
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
-        # runs that exited with code 0 and nothing more to say end within the pick's own
-        # statement, when no plugin needs to hear of each change; the others one by one
-        plain: list[int] = []
+        # runs that exited with code 0 and have nothing more to say end within the pick's
+        # own statement, when no plugin needs to hear of each change; the others first,
+        # one by one, in the order reported
+        quiet: set[int] = set()
         if core.runs.ends_quietly():
-            other = {e.event for e in data.finished if e.exit_code != 0 or e.output}
-            plain = [e.event for e in data.finished if e.event not in other]
-        quiet = set(plain)
-        # in the order reported; a run reported twice ends once
+            loud = {e.event for e in data.finished if e.exit_code != 0 or e.output}
+            quiet = {e.event for e in data.finished} - loud
         results: list[FinishResult | None] = [
             None if ended.event in quiet else await _finish(core, name, ended)
             for ended in data.finished
         ]
         limit = core.config.dispatch.pick_wait
         wait = limit if data.wait is None else min(data.wait, limit)
-        picked = await core.picks.pick(name, data.slots, wait, plain)
+        picked = await core.picks.pick(name, data.slots, wait, sorted(quiet))
         if picked is None:
             raise NotFound(f"worker {name!r} is not registered")
+        # a run reported twice ends once: FINISHED the first time, IGNORED after
         finished = set(picked.finished)
         for index, ended in enumerate(data.finished):
             if results[index] is None:

@@ -318,11 +318,13 @@ def throughput(url: str, workers: int, seconds: float) -> float:
     return float(measured["jobs"]) / float(measured["seconds"])
 
 
-async def empty_queue(url: str) -> None:
-    """Remove every job (a benchmark's database only): the next workload starts afresh."""
+async def empty_farm(url: str) -> None:
+    """Remove every job and worker (a benchmark's database only): the next workload starts
+    afresh, not beside a thousand departed simulated workers whose runs the lost-worker
+    pass would requeue in the middle of it."""
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("TRUNCATE jobs CASCADE")
+        await conn.execute("TRUNCATE jobs, workers CASCADE")
     finally:
         await conn.close()
 
@@ -433,8 +435,9 @@ def write_report(figures: Figures, quick: bool) -> None:
         "",
         "## W2 depth: pick latency with a deep queue",
         "",
-        "The queue filled with groups of 100 frames (priorities spread over ten values, half",
-        "the groups needing the affinity LINUX) through the bulk path. In each group the last",
+        "On an emptied farm (the jobs and simulated workers of W1 and W5 removed), the queue",
+        "filled with groups of 100 frames (priorities spread over ten values, half the",
+        "groups needing the affinity LINUX) through the bulk path. In each group the last",
         "10 frames wait for 9 earlier frames each, so 10% of the queue is `PENDING`; the bulk",
         "path names only dependencies already on the server, so they go in a second bulk",
         "request per group. Statistics are refreshed every 5 s during the fill and",
@@ -714,8 +717,8 @@ def main() -> None:
                 )
                 for servers, workers, rate in layouts:
                     print(f"W5 {servers} servers, {workers} workers: {rate:.0f} jobs/s", flush=True)
-                # W2 measures its own queue, not what W1 left
-                asyncio.run(empty_queue(url))
+                # W2 measures its own queue and worker, not what W1 and W5 left
+                asyncio.run(empty_farm(url))
                 depth = []
                 for queued in depths:
                     fill(server.url, url, queued)
