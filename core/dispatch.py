@@ -341,7 +341,7 @@ class Picks:
 
     async def pick(
         self, worker: str, slots: int, wait: float, ended: Sequence[int] = ()
-    ) -> "Picked | None":
+    ) -> "PickResult | None":
         """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
         worker is unknown. A stopped worker gets nothing until it is started again.
         `ended` are runs of the worker that exited with code 0, ended first, in the same
@@ -354,7 +354,7 @@ class Picks:
                 return None
             finished = taken.finished
             if taken.runs:
-                return Picked(taken.runs, finished)
+                return PickResult(taken.runs, finished)
             if taken.active:
                 self.on_demand()
             with contextlib.suppress(TimeoutError):
@@ -366,15 +366,15 @@ class Picks:
                 waiter.wake.clear()
                 await waiter.wake.wait()
             if waiter.runs:
-                return Picked(waiter.runs, finished)
+                return PickResult(waiter.runs, finished)
             if not taken.active:
-                return Picked([], finished)
+                return PickResult([], finished)
             ready = await self._deliver(worker)
             if not ready:
                 # give up waiting, and take a run assigned since the last look
                 last = await self._take(worker, 0, ())
                 ready = [] if last is None else last.runs
-            return Picked(ready, finished)
+            return PickResult(ready, finished)
         finally:
             self._waiting[worker].remove(waiter)
             if not self._waiting[worker]:
@@ -401,7 +401,7 @@ class Picks:
         return await self._db.statement(work)
 
 
-class Picked(msgspec.Struct, frozen=True):
+class PickResult(msgspec.Struct, frozen=True):
     """What a pick brings: the runs to start, and which of the runs it ended finished
     their jobs (the others had been stopped already)."""
 

@@ -100,13 +100,15 @@ class Server:
         while True:
             try:
                 # a small answer whatever the queue holds
-                if httpx.get(f"{self.url}/api/affinities").status_code == 200:
-                    return
+                status = httpx.get(f"{self.url}/api/affinities").status_code
             except httpx.TransportError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise
-                time.sleep(0.2)
+                status = 0
+            if status == 200:
+                return
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"the server did not start (last answer: {status or 'none'})")
+            time.sleep(0.2)
 
     def memory(self) -> tuple[float, float]:
         """Resident memory now and at its peak (MB), from /proc; zeros where there is none."""
