@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the bench extras (matplotlib) on top, so that `make test` and CI never need them
 BENCH_STAMP := $(VENV)/.installed-bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
+# the browser the page tests drive: Debian's, installed by `make test` when missing
+CHROMIUM := /usr/lib/chromium/chromium
+
 .PHONY: serve test lint install bench
 
 $(STAMP): pyproject.toml
@@ -28,7 +31,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# needs root (CI runs as root); without the browser the run fails, it does not skip
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: lint $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP)

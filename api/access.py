@@ -17,6 +17,8 @@ server runs open and every caller is an admin (the server refuses to listen beyo
 loopback in that state: see `api.cli`).
 """
 
+import base64
+import binascii
 from typing import Literal
 
 from litestar import Request
@@ -49,6 +51,9 @@ _WHAT: dict[Access, str] = {
     "admin": "do this (admin only)",
 }
 _HOW = "send Authorization: Bearer <token>; an admin creates one with `corral token create`"
+# Bearer for programs; Basic (any user name, the token as password) so that a browser
+# asks for the token, as Coalition's web page expects of its server
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="Corral", Basic realm="Corral"'}
 
 # the caller, injected by name into the handlers that need it
 IdentityDep = NamedDependency[Identity]
@@ -84,10 +89,7 @@ async def authorize(
     if level == "read" and core.config.auth.public_reads:
         return
     if identity is None:
-        raise NotAuthorizedException(
-            f"this server needs an API token: {_HOW}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise NotAuthorizedException(f"this server needs an API token: {_HOW}", headers=_CHALLENGE)
     if identity.role not in _ALLOWED[level]:
         raise PermissionDeniedException(f"a {identity.role} token may not {_WHAT[level]}")
     name = connection.path_params.get("name")
@@ -135,18 +137,32 @@ async def _identify(
     if not await core.tokens.required():
         return OPEN
     header = connection.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
     if not header:
         return None
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = _secret(header)
+    if not secret:
         raise NotAuthorizedException(
-            f"the Authorization header must be 'Bearer <token>'; {_HOW}",
-            headers={"WWW-Authenticate": "Bearer"},
+            f"the Authorization header must be 'Bearer <token>' (or Basic with the token as "
+            f"the password); {_HOW}",
+            headers=_CHALLENGE,
         )
-    identity = await core.tokens.identify(secret.strip())
+    identity = await core.tokens.identify(secret)
     if identity is None:
         # never echo what was sent: it may be a real secret pasted in the wrong place
-        raise NotAuthorizedException(
-            "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise NotAuthorizedException("the token is unknown or revoked", headers=_CHALLENGE)
     return identity
+
+
+def _secret(header: str) -> str:
+    """The token of an Authorization header: `Bearer <token>`, or `Basic` with the token
+    as the password (the user name is not looked at); "" when there is none."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2].strip()

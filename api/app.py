@@ -57,7 +57,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
                 await planning.close()
             await db.close()
 
-    routers: list[Router] = [*coalition_routers(), native_router()]
+    routers: list[Router] = [*coalition_routers(config.coalition), native_router()]
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
     document_errors(routers)

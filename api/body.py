@@ -10,6 +10,10 @@ from litestar.serialization import decode_json
 
 from core.errors import Invalid
 
+# msgspec decodes nesting with the C stack and stops at Python's recursion limit; no body
+# of any route nests more than a few levels
+TOO_DEEP = "the request body nests arrays or objects too deeply"
+
 
 class CorralRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
@@ -22,12 +26,16 @@ class CorralRequest(Request[Any, Any, Any]):
             raise Invalid("the request body is not valid UTF-8") from None
         except SerializationException as exc:
             raise Invalid(f"the request body is not valid JSON: {exc.detail}") from None
+        except RecursionError:
+            raise Invalid(TOO_DEEP) from None
         declared = self.route_handler.parsed_fn_signature.parameters.get("data")
         if declared is not None:
             try:
                 msgspec.convert(value, declared.annotation, strict=False, str_keys=True)
             except msgspec.ValidationError as exc:
                 raise Invalid(str(exc)) from None
+            except RecursionError:
+                raise Invalid(TOO_DEEP) from None
         return value
 
     def _decode(self, body: bytes) -> Any:

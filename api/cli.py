@@ -122,10 +122,19 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="show progress until it is done")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
 
-    jobs = sub.add_parser("jobs", help="list jobs (the roots, or the children of --parent)")
+    jobs = sub.add_parser(
+        "jobs", help="list jobs, a page at a time (the roots, or the children of --parent)"
+    )
     jobs.add_argument("--server", default=server_default)
     jobs.add_argument("--token", default=token_default, help=_TOKEN_HELP)
-    jobs.add_argument("--parent", type=int, default=0)
+    jobs.add_argument("--parent", type=int, default=0, help="the group (default: the roots)")
+    jobs.add_argument("--after", type=int, default=0, help="only the jobs after this id")
+    jobs.add_argument("--limit", type=_positive, default=100, help="jobs at most (default 100)")
+    jobs.add_argument(
+        "--state", action="append", default=[], help="only jobs in this state (repeatable)"
+    )
+    jobs.add_argument("--user", help="only the jobs of this user")
+    jobs.add_argument("--title", help="only the jobs whose title holds this (any case)")
 
     workers = sub.add_parser("workers", help="list the workers")
     workers.add_argument("--server", default=server_default)
@@ -161,7 +170,15 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
 
 def _client_command(args: argparse.Namespace) -> int:
     if args.command == "jobs":
-        commands.list_jobs(args.server, args.parent)
+        which = commands.JobFilter(
+            parent=args.parent,
+            after=args.after,
+            limit=args.limit,
+            states=[state.upper() for state in args.state],
+            user=args.user,
+            title=args.title,
+        )
+        commands.list_jobs(args.server, which)
         return 0
     if args.command == "workers":
         commands.list_workers(args.server)

@@ -1,24 +1,34 @@
 """Named affinities: the slots that give job and worker affinity names their numbers."""
 
-import re
+import unicodedata
 
 from core.db import Conn, Database
 from core.errors import Invalid
 from core.sql import Queries
 
 Q = Queries("affinities.sql")
-_NAME = re.compile(r"^[^,;\s]+$")
+
+
+def check_name(name: str) -> None:
+    """An affinity name is any text without ',' (it separates the names of a set), ';'
+    or a line break (they separate a worker's rules) or other control characters; spaces
+    inside it are kept ("windows project"), as Coalition allows."""
+    for c in name:
+        if c in ",;" or unicodedata.category(c) in ("Cc", "Zl", "Zp"):
+            raise Invalid(
+                f"affinity name {name!r} must not contain {c!r}: ',' separates the names "
+                "of a set, ';' and line breaks separate a worker's rules"
+            )
 
 
 def parse_names(text: str) -> list[str]:
-    """The affinity names of a comma-separated set, in order, without repeats."""
+    """The affinity names of a comma-separated set, trimmed, in order, without repeats."""
     names: list[str] = []
     for part in text.split(","):
         name = part.strip()
         if not name:
             continue
-        if not _NAME.match(name):
-            raise Invalid(f"affinity name {name!r} must not contain spaces or ';'")
+        check_name(name)
         if name not in names:
             names.append(name)
     return names
@@ -63,8 +73,7 @@ async def set_slots(conn: Conn, changes: dict[str, str]) -> None:
         if slot <= 0 or slot > 2**31 - 1:
             raise Invalid(f"affinity slot {slot} is out of range")
         name = value.strip()
-        if name and not _NAME.match(name):
-            raise Invalid(f"affinity name {name!r} must not contain spaces, ',' or ';'")
+        check_name(name)
         wanted[slot] = name
     current = {int(k): v for k, v in (await slots(conn)).items()}
     final = {k: v for k, v in (current | wanted).items() if v}

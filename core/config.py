@@ -79,6 +79,12 @@ class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_interval: Seconds = 1.0
 
 
+class CoalitionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # a folder holding Coalition's own browser frontend (its `public_html`), served at
+    # /coalition/; a relative path is taken from the config file's folder
+    web_frontend: str | None = None
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -86,6 +92,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
+    coalition: CoalitionConfig = msgspec.field(default_factory=CoalitionConfig)
     # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
     plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
 
@@ -109,7 +116,24 @@ def load(path: Path | None) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     _check_patterns(path, config.commands)
-    return config
+    return _with_frontend(path, config)
+
+
+def _with_frontend(path: Path, config: Config) -> Config:
+    """The config with `[coalition] web_frontend` made absolute, once it is known to be a
+    folder holding an index.html (a wrong path would otherwise show as 404s only)."""
+    folder = config.coalition.web_frontend
+    if folder is None:
+        return config
+    resolved = (path.parent / folder).resolve()
+    if not (resolved / "index.html").is_file():
+        raise ConfigError(
+            f"config file {path}: coalition.web_frontend: {folder!r} is not a folder with an "
+            "index.html (Coalition's public_html)"
+        )
+    return msgspec.structs.replace(
+        config, coalition=msgspec.structs.replace(config.coalition, web_frontend=str(resolved))
+    )
 
 
 def _check_patterns(path: Path, commands: CommandsConfig) -> None:

@@ -7,7 +7,6 @@ Each public method is one transaction: it either does all it was asked or, raisi
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
-import asyncpg
 import msgspec
 from msgspec import UNSET
 
@@ -17,7 +16,7 @@ from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.filters import Column, FilterError, compile_where
-from core.models import ChildDependency, Environment, Job, JobEdit, JobSpec
+from core.models import ChildDependency, Environment, Job, JobEdit, JobPage, JobSpec
 from core.sql import Queries
 
 T = TypeVar("T")
@@ -61,7 +60,36 @@ class Jobs:
     # -- reading ------------------------------------------------------------------------
 
     async def roots(self) -> list[Job]:
-        return await self._db.read(lambda c: _jobs(c, Q["select_roots"]))
+        return await self._db.read(lambda c: _jobs(c, Q["select_children"], 0))
+
+    async def page(
+        self,
+        parent: int,
+        after: int,
+        limit: int,
+        *,
+        states: Sequence[str] = (),
+        user: str | None = None,
+        title: str | None = None,
+    ) -> JobPage:
+        """The children of `parent` (0: the roots) with ids after `after`, `limit` at most,
+        in id order; only those in one of `states`, of `user`, whose title holds `title`
+        (any case) when given."""
+        pattern = None if title is None else f"%{_like_escaped(title)}%"
+        limit = min(limit, self._config.limits.max_page)
+
+        async def work(conn: Conn) -> JobPage:
+            if parent:
+                await _require(conn, [parent])
+            # one more than asked tells whether a page follows
+            jobs = await _jobs(
+                conn, Q["select_page"], parent, after, list(states), user, pattern, limit + 1
+            )
+            more = len(jobs) > limit
+            del jobs[limit:]
+            return JobPage(jobs=jobs, next=jobs[-1].id if more else None)
+
+        return await self._db.read(work)
 
     async def foreign(self, ids: Sequence[int], user: str) -> list[int]:
         """Which of `ids` belong to someone other than `user` (unknown ids are not listed)."""
@@ -73,7 +101,10 @@ class Jobs:
 
     async def get(self, job_id: int) -> Job:
         async def work(conn: Conn) -> Job:
-            job = _job(await _require_row(conn, Q["select_job"], job_id))
+            found = await _jobs(conn, Q["select_job"], job_id)
+            if not found:
+                raise NotFound(f"no such job: {job_id}")
+            [job] = found
             job.dependencies = [r[0] for r in await conn.fetch(Q["select_dependency_ids"], job_id)]
             return job
 
@@ -115,8 +146,13 @@ class Jobs:
         count = limit if last is None else min(max(last - first, 0), limit)
         fragment, params = _compile(clause, first_param=3)
         # the only composed SQL: `fragment` holds whitelisted column names, keywords and
-        # placeholders; every value from the client is a bound parameter
-        sql = f"SELECT v.* FROM job_view v WHERE {fragment} ORDER BY v.id OFFSET $1 LIMIT $2"
+        # placeholders; every value from the client is a bound parameter. It filters
+        # job_view, which has every column by its name, and job_list sends the page.
+        sql = (
+            "SELECT l.* FROM job_list l WHERE l.id IN ("
+            f"SELECT v.id FROM job_view v WHERE {fragment} ORDER BY v.id OFFSET $1 LIMIT $2"
+            ") ORDER BY l.id"
+        )
         return await self._db.read(lambda c: _jobs(c, sql, first, count, *params))
 
     async def count_where(self, clause: str) -> int:
@@ -409,19 +445,40 @@ async def _require(conn: Conn, ids: Sequence[int]) -> None:
         raise NotFound(f"no such job: {', '.join(map(str, missing))}")
 
 
-async def _require_row(conn: Conn, sql: str, job_id: int) -> asyncpg.Record:
-    row = await conn.fetchrow(sql, job_id)
-    if row is None:
-        raise NotFound(f"no such job: {job_id}")
-    return row
-
-
 async def _jobs(conn: Conn, sql: str, *args: object) -> list[Job]:
-    return [_job(r) for r in await conn.fetch(sql, *args)]
+    """The jobs of a query on `job_list`, built by position (a dictionary per row was most
+    of the server's time when listing a big farm)."""
+    rows = await conn.fetch(sql, *args)
+    if rows and tuple(rows[0].keys()) != _JOB_FIELDS:
+        raise RuntimeError(f"job_list columns {tuple(rows[0].keys())} are not Job's fields")
+    return await _named(conn, [Job(*row) for row in rows])
 
 
-def _job(row: asyncpg.Record) -> Job:
-    return msgspec.convert(dict(row.items()), Job)
+_JOB_FIELDS = tuple(f for f in Job.__struct_fields__ if f != "dependencies")
+
+
+async def _named(conn: Conn, jobs: list[Job]) -> list[Job]:
+    """Turn the slot numbers of job_list's `affinity` ('3,1') into the slots' names
+    ('GPU,LINUX'), as one read of the few named slots."""
+    if not any(job.affinity for job in jobs):
+        return jobs
+    names = {r["id"]: r["name"] for r in await conn.fetch(Q["select_affinity_names"])}
+    # farms have few distinct affinity sets: name each once
+    named: dict[str, str] = {}
+    for job in jobs:
+        text = named.get(job.affinity)
+        if text is None:
+            slots = job.affinity.split(",") if job.affinity else []
+            # a slot cleared since the job named it is dropped, as corral_affinity_names does
+            text = ",".join(names[s] for s in slots if s in names)
+            named[job.affinity] = text
+        job.affinity = text
+    return jobs
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally inside an ILIKE pattern (whose escape character is `\\`)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _compile(clause: str, *, first_param: int) -> tuple[str, list[int | float | str]]:

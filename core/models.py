@@ -25,8 +25,13 @@ Echoed: TypeAlias = int | float | str | None
 Environment: TypeAlias = str | dict[str, str]
 
 
-class Job(msgspec.Struct, kw_only=True):
-    """A job as every listing shows it. A job with an empty `command` is a group."""
+class Job(msgspec.Struct, gc=False):
+    """A job as every listing shows it. A job with an empty `command` is a group.
+
+    The fields are in the order of the `job_list` view's columns: a listing builds each job
+    from its row by position. Untracked by the garbage collector (`gc=False`: it holds no
+    cycles), so that 50,000 of them do not set off collections while a listing is built.
+    """
 
     id: int
     parent: int
@@ -78,8 +83,9 @@ class _JobEchoes(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     progress: Echoed = None
 
 
-class JobSpec(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
-    """A job to create."""
+class JobFields(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
+    """A job to create, but for its dependencies: what a face's own body for a new job
+    shares with the core's (Coalition's web page sends its dependencies as text)."""
 
     parent: JobId = 0
     title: str = ""
@@ -97,12 +103,17 @@ class JobSpec(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
     user: str = ""
     url: str = ""
     progress_pattern: str = ""
-    dependencies: list[JobId] = msgspec.field(default_factory=list)
     tags: list[str] = msgspec.field(default_factory=list)
 
 
-class JobEdit(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
-    """Changes to one job; a field left out stays as it is."""
+class JobSpec(JobFields, forbid_unknown_fields=True, kw_only=True):
+    """A job to create."""
+
+    dependencies: list[JobId] = msgspec.field(default_factory=list)
+
+
+class JobEditFields(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
+    """Changes to one job but for its dependencies (see JobFields)."""
 
     parent: JobId | UnsetType = UNSET
     title: str | UnsetType = UNSET
@@ -119,8 +130,21 @@ class JobEdit(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
     user: str | UnsetType = UNSET
     url: str | UnsetType = UNSET
     progress_pattern: str | UnsetType = UNSET
-    dependencies: list[JobId] | UnsetType = UNSET
     tags: list[str] | UnsetType = UNSET
+
+
+class JobEdit(JobEditFields, forbid_unknown_fields=True, kw_only=True):
+    """Changes to one job; a field left out stays as it is."""
+
+    dependencies: list[JobId] | UnsetType = UNSET
+
+
+class JobPage(msgspec.Struct, kw_only=True):
+    """One keyset page of jobs, in id order."""
+
+    jobs: list[Job]
+    # the id to ask for the page after this one with, None when this is the last page
+    next: int | None
 
 
 class ChildDependency(msgspec.Struct):

@@ -20,7 +20,7 @@ def parse_rules(text: str) -> list[list[str]]:
     """Ordered affinity rules: one per line (or separated by ';'), each a comma-separated
     set of names. Empty rules are dropped."""
     rules: list[list[str]] = []
-    for line in text.replace(";", "\n").splitlines():
+    for line in text.replace(";", "\n").replace("\r", "\n").split("\n"):
         names = affinities.parse_names(line)
         if names:
             rules.append(names)

@@ -8,6 +8,7 @@ seconds, so the tokens a test needs are created before its server answers a requ
 few tests about a running server noticing a change poll with a generous deadline."""
 
 import asyncio
+import base64
 import hashlib
 import socket
 import subprocess
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 import pytest
 
-from core.config import AuthConfig, Config, DispatchConfig
+from core.config import AuthConfig, CoalitionConfig, Config, DispatchConfig
 from core.db import Database
 from core.tokens import PREFIX, Role, Tokens
 from tests.conftest import ServerThread, Sql
@@ -149,7 +151,8 @@ def refused(response: httpx.Response, status: int) -> str:
 
 def unauthorized(response: httpx.Response) -> str:
     detail = refused(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
+    # Basic too, so that a browser asks for the token (Coalition's web page)
+    assert response.headers["www-authenticate"] == 'Bearer realm="Corral", Basic realm="Corral"'
     return detail
 
 
@@ -297,6 +300,38 @@ def test_a_malformed_authorization_header_gets_401_without_the_token(
     unauthorized(response)
     not_echoed(response, secret)
     assert sql.snapshot() == before
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_auth_with_the_token_as_password_acts_as_the_token(client: Callers, sql: Sql) -> None:
+    # what a browser sends once its user typed the token into the password prompt
+    ana = client(authorization=basic("whoever", client.keys.secrets["ana"]))
+    job_id = submit(ana, title="from a browser")
+    assert job(ana, job_id)["user"] == "ana"
+    before = sql.snapshot()
+    secret = client.keys.secrets["ana"]
+    # the token as the user name, no password, not base64
+    for wrong in (basic("ana", UNKNOWN), basic(secret, ""), "Basic %%%"):
+        response = client(authorization=wrong).put("/api/jobs", json={"title": "x"})
+        unauthorized(response)
+        not_echoed(response, secret)
+    assert sql.snapshot() == before
+
+
+def test_coalition_s_page_has_a_browser_ask_for_the_token(
+    config: Config, database_url: str, keys: Keys, tmp_path: Path
+) -> None:
+    (tmp_path / "index.html").write_text("<title>Coalition Server</title>")
+    page = msgspec.structs.replace(config, coalition=CoalitionConfig(web_frontend=str(tmp_path)))
+    with serving(page, database_url, keys) as client:
+        unauthorized(client().get("/coalition/index.html"))
+        browser = client(authorization=basic("ana", keys.secrets["ana"]))
+        assert browser.get("/coalition/index.html").text == "<title>Coalition Server</title>"
+        # the page's own calls, with the credentials the browser then sends along
+        assert browser.get("/api/jobs/where/", params={"where_clause": "parent=0"}).json() == []
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,8 @@ def cases(
         "name": [WORKER],
         "worker": [WORKER],
     }
+    if operation.body:
+        strategies.append(nested(operation, known))
     for location, parameters in [
         ("path_parameters", operation.path_parameters),
         ("query", operation.query),
@@ -128,6 +130,28 @@ def cases(
             if parameter.name in known
         ]
     return st.one_of(strategies)
+
+
+# openers and closers of JSON nesting
+NESTINGS = [("[", "]"), ('{"a":', "}"), ('{"a": [', "]}")]
+
+
+def nested(
+    operation: schemathesis.APIOperation, known: dict[str, list[object]]
+) -> st.SearchStrategy[schemathesis.Case]:
+    """Bodies nesting arrays and objects far deeper than any route reads, up to what the
+    default body limit lets through, to a seeded job or worker: the JSON decoder must
+    refuse them, not fail."""
+    path = {p.name: known[p.name][0] for p in operation.path_parameters}
+
+    def case(depth: int, nesting: tuple[str, str], core: str) -> schemathesis.Case:
+        opener, closer = nesting
+        body = (opener * depth + core + closer * depth).encode()
+        return operation.Case(path_parameters=path, body=body, media_type="application/json")
+
+    return st.builds(
+        case, st.integers(500, 400_000), st.sampled_from(NESTINGS), st.sampled_from(["1", ""])
+    )
 
 
 @pytest.fixture

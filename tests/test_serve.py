@@ -11,7 +11,8 @@ import pytest
 from pgserver.postgres_server import PostgresServer
 
 from core import migrate
-from tests.conftest import Sql
+from core.config import Config, load
+from tests.conftest import ServerThread, Sql
 from tests.processes import CORRAL, Processes
 
 
@@ -56,6 +57,7 @@ def test_embedded_postgres_keeps_jobs_across_restarts_and_stops_cleanly(
         ('[limits]\nmax_depth = "deep"\n', "max_depth"),
         ("[nonsense]\n", "nonsense"),
         ("[server\n", "not valid TOML"),
+        ('[coalition]\nweb_frontend = "no/such/folder"\n', "coalition.web_frontend"),
     ],
 )
 def test_a_bad_config_file_stops_start_up_naming_the_key(
@@ -126,3 +128,35 @@ def test_concurrent_start_ups_apply_migrations_once(pg_server: PostgresServer) -
         assert sorted(results, key=len) == [[], shipped]
     finally:
         admin.execute("DROP DATABASE migrate_race WITH (FORCE)")
+
+
+def test_the_coalition_frontend_folder_is_served_at_coalition(
+    tmp_path: Path, database_url: str
+) -> None:
+    page = tmp_path / "public_html"
+    (page / "js").mkdir(parents=True)
+    (page / "index.html").write_text("<title>Coalition Server</title>")
+    (page / "js" / "coalition.js").write_text("var page;")
+    (tmp_path / "secret.txt").write_text("not the page's")
+    # relative to the config file's folder
+    config = load_config(tmp_path, '[coalition]\nweb_frontend = "public_html"\n')
+    with ServerThread(config, database_url) as base, httpx.Client(base_url=base) as client:
+        for path in ("/coalition/", "/coalition/index.html"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert response.text == "<title>Coalition Server</title>"
+            assert response.headers["content-type"].startswith("text/html")
+        assert client.get("/coalition/js/coalition.js").text == "var page;"
+        assert client.get("/coalition/../secret.txt").status_code == 404
+        assert client.get("/coalition/%2e%2e/secret.txt").status_code == 404
+        assert client.get("/coalition/nothing.js").status_code == 404
+
+
+def load_config(folder: Path, toml: str) -> Config:
+    path = folder / "corral.toml"
+    path.write_text(toml)
+    return load(path)
+
+
+def test_without_the_setting_nothing_is_served_at_coalition(api: httpx.Client) -> None:
+    assert api.get("/coalition/index.html").status_code == 404

@@ -186,18 +186,50 @@ def _bar(job: JobRow, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {job.progress:4.0%} {job.state:<8} {counts}"
 
 
-def list_jobs(server: str, parent: int, out: TextIO = sys.stdout) -> None:
-    path = "/api/jobs" if parent == 0 else f"/api/jobs/{parent}/children"
+class JobPage(msgspec.Struct):
+    jobs: list[JobRow]
+    next: int | None
+
+
+class JobFilter(msgspec.Struct, kw_only=True):
+    """Which jobs `corral jobs` lists: one page of the children of `parent`."""
+
+    parent: int = 0
+    after: int = 0
+    limit: int = 100
+    states: list[str] = msgspec.field(default_factory=list)
+    user: str | None = None
+    title: str | None = None
+
+
+def list_jobs(
+    server: str, which: JobFilter, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> None:
+    """One page of jobs, and on `err` how to ask for the next one if there is one."""
+    params: dict[str, str | int | list[str]] = {
+        "parent": which.parent,
+        "after": which.after,
+        "limit": which.limit,
+        "state": which.states,
+    }
+    if which.user is not None:
+        params["user"] = which.user
+    if which.title is not None:
+        params["title"] = which.title
     with _client(server) as http:
-        rows = msgspec.json.decode(_check(http.get(path)).content, type=list[JobRow])
+        page = msgspec.json.decode(
+            _check(http.get("/api/v2/jobs", params=params)).content, type=JobPage
+        )
     table = [["ID", "TITLE", "STATE", "PROGRESS", "DONE", "ERRORS", "USER", "WORKER"]]
-    for j in rows:
+    for j in page.jobs:
         done = f"{j.total_finished}/{j.total}" if not j.command else ""
         errors = str(j.total_errors) if not j.command else ""
         table.append(
             [str(j.id), j.title, j.state, f"{j.progress:.0%}", done, errors, j.user, j.worker]
         )
     print_table(table, out)
+    if page.next is not None:
+        err.write(f"more after job {page.next}: add --after {page.next}\n")
 
 
 def list_workers(server: str, out: TextIO = sys.stdout) -> None:

@@ -3,7 +3,7 @@
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from api.coalition.params import CoreDep
+from api.params import CoreDep
 
 
 class AffinitiesController(Controller):

@@ -5,7 +5,7 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import FromQuery, QueryParameter
 
-from api.coalition.params import CoreDep
+from api.params import CoreDep
 from core.models import Event
 
 
@@ -19,7 +19,8 @@ class EventsController(Controller):
         job: Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)] = None,
         worker: FromQuery[str | None] = None,
         howlong: Annotated[
-            float | None, QueryParameter(ge=0, le=1e10, description="only the last N seconds")
+            # the web page's "All" is 100000000000
+            float | None, QueryParameter(ge=0, le=1e15, description="only the last N seconds")
         ] = None,
         limit: Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)] = None,
     ) -> list[Event]:

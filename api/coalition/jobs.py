@@ -4,13 +4,16 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, MediaType, Response, delete, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from api.access import IdentityDep, access, own_jobs, submitted_as
-from api.coalition.params import CoreDep, JobIdPath, JobIds
+from api.coalition.params import JobIdPath, JobIds
+from api.coalition.wire import JobChange, NewJob
+from api.params import CoreDep
 from core.errors import Invalid
 from core.jobs import DistinctField
-from core.models import ChildDependency, Job, JobEdit, JobId, JobSpec
+from core.models import ChildDependency, Job, JobId
 from core.service import Core
 
 # A distinct-values answer: [{"user": "bob"}, ...]
@@ -29,10 +32,11 @@ class JobsController(Controller):
         return await core.jobs.get(job_id)
 
     @put("/jobs", summary="Create a job; answers its id", opt=access("submit"))
-    async def create(self, core: CoreDep, identity: IdentityDep, data: JSONBody[JobSpec]) -> int:
-        user = submitted_as(identity, data.user)
-        await own_jobs(core, identity, [data.parent])
-        return await core.jobs.submit(msgspec.structs.replace(data, user=user))
+    async def create(self, core: CoreDep, identity: IdentityDep, data: JSONBody[NewJob]) -> int:
+        spec = data.spec()
+        user = submitted_as(identity, spec.user)
+        await own_jobs(core, identity, [spec.parent])
+        return await core.jobs.submit(msgspec.structs.replace(spec, user=user))
 
     @post(
         "/jobs",
@@ -41,17 +45,18 @@ class JobsController(Controller):
         opt=access("jobs"),
     )
     async def edit(
-        self, core: CoreDep, identity: IdentityDep, data: JSONBody[dict[JobId, JobEdit]]
+        self, core: CoreDep, identity: IdentityDep, data: JSONBody[dict[JobId, JobChange]]
     ) -> int:
+        edits = {job_id: change.edit() for job_id, change in data.items()}
         # the jobs changed, and the groups they move to, must be the caller's
-        parents = [e.parent for e in data.values() if isinstance(e.parent, int) and e.parent]
-        await own_jobs(core, identity, [*data, *parents])
+        parents = [e.parent for e in edits.values() if isinstance(e.parent, int) and e.parent]
+        await own_jobs(core, identity, [*edits, *parents])
         # a user token cannot give its jobs away, nor clear their owner
         owned = {
             job_id: msgspec.structs.replace(edit, user=submitted_as(identity, edit.user))
             if isinstance(edit.user, str)
             else edit
-            for job_id, edit in data.items()
+            for job_id, edit in edits.items()
         }
         await core.jobs.edit(owned)
         return 1
@@ -166,17 +171,38 @@ class JobsController(Controller):
     async def affinities(self, core: CoreDep) -> Distinct:
         return await _distinct(core, "affinity")
 
-    @get("/jobs/where", summary="Jobs matching a filter, rows min to max by id")
+    @get(
+        "/jobs/where",
+        summary="Jobs matching a filter, rows min to max by id, as JSON text (text/plain)",
+        media_type=MediaType.TEXT,
+        responses={
+            200: ResponseSpec(
+                data_container=list[Job],
+                media_type=MediaType.TEXT,
+                description=(
+                    "the jobs, as JSON in a text/plain answer: Coalition's web page parses "
+                    "the text itself, and fails if jQuery has parsed it first as JSON"
+                ),
+                generate_examples=False,
+            )
+        },
+    )
     async def where(
         self,
         core: CoreDep,
         where_clause: FromQuery[str] = "",
         min_row: Annotated[str, QueryParameter(name="min", description="first row (0)")] = "",
         max_row: Annotated[str, QueryParameter(name="max", description="row after the last")] = "",
-    ) -> list[Job]:
+    ) -> Response[bytes]:
         # the legacy page sends empty values for "from the start" and "to the end"
         first = _row(min_row, "min") or 0
-        return await core.jobs.where(where_clause, first, _row(max_row, "max"))
+        jobs = await core.jobs.where(where_clause, first, _row(max_row, "max"))
+        # text, never HTML: a title holding markup is not a page of this origin
+        return Response(
+            msgspec.json.encode(jobs),
+            media_type=MediaType.TEXT,
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
     @get("/jobs/count/where", summary="How many jobs match a filter")
     async def count_where(self, core: CoreDep, where_clause: FromQuery[str] = "") -> int:

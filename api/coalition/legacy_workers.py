@@ -16,7 +16,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.access import IdentityDep, access, as_worker
-from api.coalition.params import CoreDep
+from api.params import CoreDep
 from core.pings import Machine
 from core.runs import RunReport
 from core.tokens import Identity
@@ -71,7 +71,7 @@ def _machine(fields: _Fields) -> Machine:
     if fields.load:
         try:
             cpu = [min(max(float(x), 0.0), 100.0) for x in msgspec.json.decode(fields.load)]
-        except (msgspec.DecodeError, TypeError, ValueError):
+        except (msgspec.DecodeError, TypeError, ValueError, RecursionError):
             cpu = None
     return Machine(cpu=cpu, free_memory=fields.free_memory, total_memory=fields.total_memory)
 

@@ -3,7 +3,7 @@
 from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 
-from api.coalition.params import CoreDep
+from api.params import CoreDep
 from core.models import Worker, WorkerEdit
 
 

@@ -8,13 +8,16 @@ read the body as a number.
 import msgspec
 from litestar import MediaType, Request, Response, route
 from litestar.datastructures import FormMultiDict, State
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.access import IdentityDep, access, own_jobs, submitted_as
-from api.coalition.params import CoreDep
+from api.coalition.wire import dependency_ids
+from api.params import CoreDep
 from core.errors import CorralError
 from core.models import JobSpec
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 # legacy field name -> JobSpec field
 _FIELDS = {
     "parent": "parent",
@@ -56,25 +59,37 @@ async def add_job(
     request: Request[object, object, State], core: CoreDep, identity: IdentityDep
 ) -> Response[str]:
     fields: dict[str, object] = {}
-    form = await request.form() if request.method == "POST" else FormMultiDict()
+    form = FormMultiDict()
+    if request.method == "POST":
+        try:
+            if request.content_type[0] not in _FORMS and await request.body():
+                # anything else would be read as no fields at all: a job of defaults
+                return _failed(400, "the body must be form fields (x-www-form-urlencoded)")
+            form = await request.form()
+        except HTTPException as exc:
+            # the body is too large: said as the legacy tools understand it
+            return _failed(exc.status_code, exc.detail)
     for source in (request.query_params, form):
         for key, value in source.items():
             if key in _FIELDS and isinstance(value, str):
                 fields[_FIELDS[key]] = value
     deps = request.query_params.get("dependencies") or form.get("dependencies") or ""
     try:
-        if isinstance(deps, str) and deps.strip():
-            fields["dependencies"] = [int(d) for d in deps.replace(" ", "").split(",") if d]
+        if isinstance(deps, str):
+            fields["dependencies"] = dependency_ids(deps)
         spec = msgspec.convert(fields, JobSpec, strict=False)
         spec = msgspec.structs.replace(spec, user=submitted_as(identity, spec.user))
         await own_jobs(core, identity, [spec.parent])
         job_id = await core.jobs.submit(spec)
     except (ValueError, msgspec.ValidationError, CorralError) as exc:
         reason = exc.message if isinstance(exc, CorralError) else str(exc)
-        # a header carries printable ASCII only
-        header = "".join(c if " " <= c <= "~" else "?" for c in reason)
-        status = exc.status if isinstance(exc, CorralError) else 400
-        return Response(
-            "-1", status_code=status, media_type="text/plain", headers={"X-Corral-Error": header}
-        )
+        return _failed(exc.status if isinstance(exc, CorralError) else 400, reason)
     return Response(str(job_id), media_type="text/plain")
+
+
+def _failed(status: int, reason: str) -> Response[str]:
+    # a header carries printable ASCII only
+    header = "".join(c if " " <= c <= "~" else "?" for c in reason)
+    return Response(
+        "-1", status_code=status, media_type="text/plain", headers={"X-Corral-Error": header}
+    )

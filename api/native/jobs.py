@@ -3,12 +3,12 @@
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, post
-from litestar.params import JSONBody
+from litestar import Controller, get, post
+from litestar.params import JSONBody, QueryParameter
 
 from api.access import IdentityDep, access, own_jobs, submitted_as
-from api.coalition.params import CoreDep
-from core.models import JobId, JobSpec
+from api.params import CoreDep
+from core.models import JobId, JobPage, JobSpec, JobState
 
 
 class BulkSubmit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -24,6 +24,38 @@ class Submitted(msgspec.Struct, kw_only=True):
 
 class JobsController(Controller):
     path = "/jobs"
+
+    @get(
+        "/",
+        summary="A page of the children of a job (or of the roots), in id order",
+        description=(
+            "Keyset paging: ask again with `after` set to the answer's `next` for the page "
+            "that follows; `next` is null on the last page. Pages stay cheap however deep "
+            "the farm, and a job added or removed meanwhile shifts no other."
+        ),
+    )
+    async def page(
+        self,
+        core: CoreDep,
+        parent: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="0: the roots")] = 0,
+        after: Annotated[
+            int, QueryParameter(ge=0, le=2**63 - 1, description="only ids above this one")
+        ] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000, description="jobs at most")] = 100,
+        # `state` is the name of Litestar's own application state in a handler
+        states: Annotated[
+            list[JobState] | None,
+            QueryParameter(name="state", description="only these states (repeat it)"),
+        ] = None,
+        user: Annotated[str | None, QueryParameter(max_length=255)] = None,
+        title: Annotated[
+            str | None,
+            QueryParameter(max_length=1000, description="only titles holding this, any case"),
+        ] = None,
+    ) -> JobPage:
+        return await core.jobs.page(
+            parent, after, limit, states=states or (), user=user, title=title
+        )
 
     @post(
         "/bulk",

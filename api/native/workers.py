@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
 from api.access import IdentityDep, access, as_worker
-from api.coalition.params import CoreDep
+from api.params import CoreDep
 from core.errors import NotFound
 from core.pings import Machine
 from core.runs import Assignment, RunReport

@@ -3,19 +3,31 @@
 -- migrations/0001_initial.sql; these statements only change the jobs themselves.
 
 -- name: select_job
-SELECT * FROM job_view WHERE id = $1;
-
--- name: select_roots
-SELECT v.* FROM jobs j JOIN job_view v ON v.id = j.id
- WHERE j.parent_id IS NULL ORDER BY j.id;
+SELECT * FROM job_list WHERE id = $1;
 
 -- name: select_children
-SELECT v.* FROM jobs j JOIN job_view v ON v.id = j.id
- WHERE j.parent_id = $1 ORDER BY j.id;
+-- the children of $1 (0: the roots), in id order
+SELECT * FROM job_list WHERE parent = $1 ORDER BY id;
+
+-- name: select_page
+-- a keyset page of the children of $1 (0: the roots): ids after $2, at most $6 of them;
+-- $3 states (none: any), $4 the user (NULL: any), $5 an ILIKE pattern for the title
+-- (NULL: any). The filters do not change the plan: it walks jobs_parent_order from $2.
+SELECT * FROM job_list
+ WHERE parent = $1 AND id > $2
+   AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
+   AND ($4::text IS NULL OR "user" = $4)
+   AND ($5::text IS NULL OR title ILIKE $5)
+ ORDER BY id
+ LIMIT $6;
 
 -- name: select_dependencies
-SELECT v.* FROM dependencies d JOIN job_view v ON v.id = d.depends_on
+SELECT l.* FROM dependencies d JOIN job_list l ON l.id = d.depends_on
  WHERE d.job_id = $1 ORDER BY d.depends_on;
+
+-- name: select_affinity_names
+-- every slot's name, for the `affinity` slot numbers of job_list rows
+SELECT id::text AS id, name FROM affinities;
 
 -- name: select_dependency_ids
 SELECT depends_on FROM dependencies WHERE job_id = $1 ORDER BY depends_on;

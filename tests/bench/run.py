@@ -1,7 +1,7 @@
 """`make bench`: start a server on its own embedded PostgreSQL, run the workloads, and
 write docs/benchmarks.md with the figures and the machine they came from.
 
-    python -m tests.bench.run [--quick]
+    python -m tests.bench.run [--quick] [--only w6]
 
 Workloads measured:
 - W1 throughput: jobs completed per second (pick + finish) by N simulated workers;
@@ -10,6 +10,7 @@ Workloads measured:
 - W3 heartbeats: thousands of idle workers heartbeating every 5 s (tests.bench.heartbeats);
 - W4 submit: jobs accepted per second, one PUT /api/jobs each and through the bulk path;
 - W5 replicas: W1 against one server process and against two on the same PostgreSQL;
+- W6 listing: how fast the job listings answer on big farms (tests.bench.listing);
 - the physical limit beside them: pgbench performing the minimal SQL of a job's life
   (claim one queued row with SKIP LOCKED, complete it) on the same PostgreSQL.
 
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ import msgspec
 import pgserver
 
 from core.embedded import EmbeddedPostgres
+from tests.bench import listing
 from tests.bench.heartbeats import Result as Heartbeats
 from tests.bench.loadgen import Http, worker
 from tests.processes import free_port
@@ -80,6 +83,7 @@ class Figures:
     # (servers, workers, jobs/s)
     replicas: list[tuple[int, int, float]]
     heartbeats: Heartbeats
+    listed: listing.Listings
     # the server's memory once every workload has run (MB): (rss, peak)
     final_memory: tuple[float, float]
     seconds: float = 0.0
@@ -537,6 +541,7 @@ def write_report(figures: Figures, quick: bool) -> None:
         f"| `PUT /api/jobs`, one job each, 10 connections | {figures.put_rate:.0f} |",
         f"| `POST /api/v2/jobs/bulk`, 5,000 jobs a request | {figures.bulk_rate:.0f} |",
         "",
+        *_listings(figures.listed),
         "## Targets",
         "",
         "| target | figure | met |",
@@ -562,6 +567,58 @@ def _errors(beats: Heartbeats) -> list[str]:
         return []
     kinds = sorted(beats.error_kinds.items(), key=lambda kind_count: -kind_count[1])
     return ["", "Failed heartbeats, by kind:", "", *(f"- {n} x `{k}`" for k, n in kinds[:5])]
+
+
+def _listings(listed: listing.Listings) -> list[str]:
+    jobs = listed.groups * (listing.FRAMES + 1)
+    # wrapped here: the sentences carry the run's own figures
+    about = (
+        "Each listing is timed from a plain httpx client (one keep-alive connection, one"
+        " request at a time) until its whole answer is read; the first answer of each kind is"
+        " not counted, and every answer is checked against the farm (the jobs it must hold, in"
+        " id order, and no others). Two farms, each on an emptied database, filled through the"
+        f" bulk path and analyzed: {listed.roots:,} root jobs for `GET /api/jobs`; then, for"
+        f" the rest, {listed.groups:,} groups of {listing.FRAMES:,} frames ({jobs:,} jobs,"
+        f" filled in {listed.filled_in:.0f} s), each group and its frames belonging to one of"
+        f" {len(listing.USERS)} users in turn, every {listing.PAUSED_EVERY}th frame paused (the"
+        " filter `state=WAITING` leaves those out). The keyset pages are walked from `after=0`"
+        " until `next` is null, through the children of groups spread over the farm (up to"
+        f" {listing.WALKED}, in turn) and through the roots, walk after walk until the answers"
+        " below are timed; their figures are per page. The answer column is the mean size of"
+        " an answer's body."
+    )
+    lines = [
+        "## W6 listing: job listings on big farms",
+        "",
+        *textwrap.wrap(about, 88, break_long_words=False, break_on_hyphens=False),
+        "",
+        "| listing | jobs in the farm | answers | p50 | p99 | answer |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {row.request} | {row.farm:,} | not answered | | | |"
+            if row.error
+            else f"| {row.request} | {row.farm:,} | {row.samples} | {listing.duration(row.p50)}"
+            f" | {listing.duration(row.p99)} | {listing.size(row.size)} |"
+            for row in listed.rows
+        ),
+        "",
+    ]
+    failed = [row for row in listed.rows if row.error]
+    if failed:
+        lines += [
+            "Not answered as the contract says:",
+            "",
+            *(f"- {row.request}: {row.error}" for row in failed),
+            "",
+        ]
+    if jobs < 1_000_000:
+        lines += [
+            f"This run lists {listed.roots:,} roots and {jobs:,} jobs; the targets are at 50,000",
+            "roots and 1,000,000 jobs, which the full run fills (1,000 groups, and the where",
+            "page `min=900&max=1000` beside the first).",
+            "",
+        ]
+    return lines
 
 
 def _plot(figures: Figures, key: str, title: str) -> list[str]:
@@ -641,6 +698,33 @@ def _targets(figures: Figures, quick: bool) -> list[tuple[str, str, str]]:
             met(deepest.peak < 300) if at_million else unmeasured,
         )
     )
+    listed = figures.listed
+    every = listed.every
+    full_roots = listed.roots >= 50_000
+    rows.append(
+        (
+            "W6 `GET /api/jobs` p50 <= 0.5 s at 50,000 roots",
+            "not answered"
+            if every.error
+            else listing.duration(every.p50)
+            + ("" if full_roots else f" at {listed.roots:,} roots"),
+            met(not every.error and every.p50 <= 0.5) if full_roots else unmeasured,
+        )
+    )
+    # a page refused counts as the slowest
+    slowest = max(listed.wheres, key=lambda row: (bool(row.error), row.p50))
+    at_million = slowest.farm >= 1_000_000
+    rows.append(
+        (
+            "W6 where page of 100 roots p50 < 20 ms at 1M jobs",
+            "not answered"
+            if slowest.error
+            else listing.duration(slowest.p50)
+            + (" (the slower page)" if len(listed.wheres) > 1 else "")
+            + ("" if at_million else f" at {slowest.farm:,} jobs"),
+            met(not slowest.error and slowest.p50 < 0.020) if at_million else unmeasured,
+        )
+    )
     return rows
 
 
@@ -666,6 +750,29 @@ def draw_plots(figures: Figures) -> dict[str, Path]:
     }
 
 
+def listings(
+    url: str, database_url: str, roots: int, groups: int, every: int, samples: int, pages: int
+) -> listing.Listings:
+    """W6: each of its two farms on an emptied database, filled through the bulk path and
+    analyzed before it is listed."""
+    asyncio.run(empty_farm(database_url))
+    asyncio.run(listing.fill_roots(url, roots))
+    asyncio.run(analyze(database_url))
+    complete = listing.roots_listing(url, roots, every)
+    print(listing.describe(complete), flush=True)
+    asyncio.run(empty_farm(database_url))
+    start = time.perf_counter()
+    ids = asyncio.run(listing.fill_groups(url, groups))
+    filled_in = time.perf_counter() - start
+    print(f"W6 {groups * (listing.FRAMES + 1):,} jobs filled in {filled_in:.1f} s", flush=True)
+    asyncio.run(analyze(database_url))
+    wheres, walks, children = listing.group_listings(url, ids, samples, pages)
+    listed = listing.Listings(roots, groups, filled_in, complete, wheres, walks, children)
+    for row in (*wheres, *walks, children):
+        print(listing.describe(row), flush=True)
+    return listed
+
+
 def replicas(
     database_url: str, data: Path, first: Server, workers: int, seconds: float, w1: float | None
 ) -> list[tuple[int, int, float]]:
@@ -684,6 +791,9 @@ def replicas(
 def main() -> None:
     parser = argparse.ArgumentParser(description="Measure Corral and write docs/benchmarks.md")
     parser.add_argument("--quick", action="store_true", help="short runs, under two minutes")
+    parser.add_argument(
+        "--only", choices=["w6"], help="run this workload alone, print it, write no report"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     seconds = 4.0 if args.quick else 15.0
@@ -696,6 +806,10 @@ def main() -> None:
     # a run claims a few thousand rows a second; the full run keeps its 2M, the quick
     # one saves the ten seconds each of those loads takes
     pgbench_rows = 200_000 if args.quick else 2_000_000
+    # W6: the first farm's root jobs, the second's groups of 1,000 frames; answers timed of
+    # the complete list of roots (a whole farm's worth each), of each other request, and
+    # keyset pages of each kind of walk
+    w6 = (10_000, 100, 20, 200, 200) if args.quick else (50_000, 1000, 20, 500, 1000)
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         data = Path(tmp)
         embedded = EmbeddedPostgres(data)
@@ -703,6 +817,9 @@ def main() -> None:
             url = embedded.url
             server = Server(url, data)
             try:
+                if args.only == "w6":
+                    listings(server.url, url, *w6)
+                    return
                 idle = asyncio.run(idle_latency(server.url, 50))
                 print(f"idle farm: submit to pick p50 {idle[0]:.1f} ms, p90 {idle[1]:.1f} ms")
                 put = asyncio.run(put_rate(server.url, 1000 if args.quick else 5000))
@@ -733,6 +850,9 @@ def main() -> None:
                         f" server RSS {rss:.0f} MB, peak {peak:.0f} MB",
                         flush=True,
                     )
+                # before W3, not after it: W3 then stands between W6's million new rows (and
+                # the autovacuum they bring) and pgbench, as it stands after W2's
+                listed = listings(server.url, url, *w6)
                 beats = heartbeats(server.url, beat_workers, beat_seconds)
                 print(
                     f"W3 {beats.workers} workers: {beats.achieved_per_s:.0f}"
@@ -751,7 +871,17 @@ def main() -> None:
                 limits.append((clients, tps))
                 print(f"pgbench {clients} clients: {tps:.0f} jobs/s", flush=True)
             figures = Figures(
-                machine(url), idle, depth, rates, limits, put, bulk, layouts, beats, final_memory
+                machine(url),
+                idle,
+                depth,
+                rates,
+                limits,
+                put,
+                bulk,
+                layouts,
+                beats,
+                listed,
+                final_memory,
             )
         finally:
             embedded.stop()
