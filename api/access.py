@@ -1,4 +1,5 @@
-"""Who may call what: API tokens (`Authorization: Bearer <token>`) and their roles.
+"""Who may call what: API tokens (`Authorization: Bearer <token>`, or HTTP Basic with the
+token as the password, which a browser asks its user for) and their roles.
 
 Every route declares its access in its `opt` (`access=...`); one check, the app's
 middleware around every route, runs it before the handler:

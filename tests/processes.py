@@ -121,8 +121,14 @@ class Processes:
         return worker
 
     def close(self) -> None:
-        for p in self.started:
+        # SIGTERM first: a killed `corral serve` leaves its embedded PostgreSQL running
+        for p in reversed(self.started):
             if p.alive():
+                p.process.send_signal(signal.SIGTERM)
+        for p in self.started:
+            try:
+                p.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
                 p.kill()
 
 

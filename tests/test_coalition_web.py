@@ -148,10 +148,6 @@ def farm(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
             assert worker.stop() == 0, worker.output()
             assert server.stop() == 0, server.output()
     finally:
-        # SIGTERM first: a killed `corral serve` leaves its embedded PostgreSQL running
-        for process in reversed(started.started):
-            if process.alive():
-                process.stop()
         started.close()
 
 
