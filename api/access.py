@@ -1,5 +1,6 @@
-"""Who may call what: API tokens (`Authorization: Bearer <token>`, or HTTP Basic with the
-token as the password, which a browser asks its user for) and their roles.
+"""Who may call what: API tokens (`Authorization: Bearer <token>`, `Token <token>` as
+Scale's clients send it, or HTTP Basic with the token as the password, which a browser
+asks its user for) and their roles.
 
 Every route declares its access in its `opt` (`access=...`); one check, the app's
 middleware around every route, runs it before the handler:
@@ -155,10 +156,12 @@ async def _identify(
 
 
 def _secret(header: str) -> str:
-    """The token of an Authorization header: `Bearer <token>`, or `Basic` with the token
-    as the password (the user name is not looked at); "" when there is none."""
+    """The token of an Authorization header: `Bearer <token>` (or `Token <token>`), or
+    `Basic` with the token as the password (the user name is not looked at); "" when
+    there is none."""
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
+    # `Token <key>` is how Scale's clients send theirs
+    if scheme.lower() in ("bearer", "token"):
         return value.strip()
     if scheme.lower() != "basic":
         return ""

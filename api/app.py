@@ -13,6 +13,7 @@ from api.access import authorizing, identity_of
 from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.native import native_router
+from api.scale import ScaleError, scale_routers
 from core import migrate
 from core.config import Config
 from core.db import Database
@@ -61,6 +62,9 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
     document_errors(routers)
+    scale = scale_routers()
+    document_errors(scale, ScaleError)
+    routers += scale
     return Litestar(
         route_handlers=routers,
         dependencies={

@@ -298,6 +298,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     host: str = args.host or config.server.host
     port: int = config.server.port if args.port is None else args.port
     database_url, data_dir = _database(args, config)
+    # what the app keeps on disk (the secrets' key) goes where the options say
+    config = msgspec.structs.replace(
+        config, server=msgspec.structs.replace(config.server, data_dir=str(data_dir))
+    )
     plugins = Plugins(config.plugins)
     # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit so the
     # embedded PostgreSQL and the local worker below are stopped cleanly too

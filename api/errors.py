@@ -1,6 +1,9 @@
-"""Every error leaves as JSON: `{"status_code": ..., "detail": ...}`, as Litestar's own do."""
+"""Every error leaves as JSON in the shape of the face it came through: by default
+`{"status_code": ..., "detail": ...}`, as Litestar's own do; a face whose clients expect
+another shape registers it for its path prefixes (`shape_errors`)."""
 
 import logging
+from collections.abc import Callable
 
 import msgspec
 from litestar import Request, Response, Router
@@ -16,33 +19,61 @@ from core.errors import CorralError
 log = logging.getLogger("corral.api")
 
 
+# The body of an error: from the request, its status and what was wrong (and the
+# `extra` of a validation error, naming the field, when there is one).
+ErrorShape = Callable[[Request[object, object, State], int, str, object], dict[str, object]]
+
+
+def _corral_shape(
+    request: Request[object, object, State], status: int, detail: str, extra: object
+) -> dict[str, object]:
+    return {"status_code": status, "detail": detail, **({"extra": extra} if extra else {})}
+
+
+# path prefix -> the shape of the errors answered under it
+_SHAPES: dict[str, ErrorShape] = {}
+
+
+def shape_errors(prefixes: tuple[str, ...], shape: ErrorShape) -> None:
+    """Answer the errors of requests under `prefixes` in `shape`."""
+    for prefix in prefixes:
+        _SHAPES[prefix] = shape
+
+
+def _error(
+    request: Request[object, object, State],
+    status: int,
+    detail: str,
+    extra: object = None,
+    headers: dict[str, str] | None = None,
+) -> Response[object]:
+    path = request.url.path
+    shape = next((s for p, s in _SHAPES.items() if path.startswith(p)), _corral_shape)
+    return Response(shape(request, status, detail, extra), status_code=status, headers=headers)
+
+
 def _corral_error(request: Request[object, object, State], exc: CorralError) -> Response[object]:
-    return Response({"status_code": exc.status, "detail": exc.message}, status_code=exc.status)
+    return _error(request, exc.status, exc.message)
 
 
 def _unexpected(request: Request[object, object, State], exc: Exception) -> Response[object]:
     if isinstance(exc, ValidationException):
-        return Response(
-            {"status_code": 400, "detail": _describe(exc), **_extra(exc)}, status_code=400
-        )
+        return _error(request, 400, _describe(exc), exc.extra)
     if isinstance(exc, HTTPException):
-        return Response(
-            {"status_code": exc.status_code, "detail": exc.detail, **_extra(exc)},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return _error(request, exc.status_code, exc.detail, exc.extra, exc.headers)
 
     if isinstance(exc, UNAVAILABLE):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return Response(
-            {"status_code": 503, "detail": "the database is unavailable; try again shortly"},
-            status_code=503,
+        return _error(
+            request,
+            503,
+            "the database is unavailable; try again shortly",
             headers={"Retry-After": "1"},
         )
 
     # a bug: say so without leaking internals, keep the trace for the operator
     log.exception("internal error on %s %s", request.method, request.url.path)
-    return Response({"status_code": 500, "detail": "internal server error"}, status_code=500)
+    return _error(request, 500, "internal server error")
 
 
 def _describe(exc: ValidationException) -> str:
@@ -56,10 +87,6 @@ def _describe(exc: ValidationException) -> str:
                 message = "a JSON request body is required"
             problems.append(f"{key}: {message}" if key and key != "data" else str(message))
     return "; ".join(problems) or str(exc.detail)
-
-
-def _extra(exc: HTTPException) -> dict[str, object]:
-    return {"extra": exc.extra} if exc.extra else {}
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -84,16 +111,16 @@ _ERRORS = {
 }
 
 
-def document_errors(routers: list[Router]) -> None:
-    """List the refusals every route may answer in the OpenAPI schema, so clients (and
-    the schema fuzzing) know their shape."""
+def document_errors(routers: list[Router], body: type[msgspec.Struct] = ErrorBody) -> None:
+    """List the refusals every route may answer in the OpenAPI schema, with the `body`
+    of the face's errors, so clients (and the schema fuzzing) know their shape."""
     for router in routers:
         for route in router.routes:
             for handler in getattr(route, "route_handlers", ()):
                 if isinstance(handler, HTTPRouteHandler):
                     extra = {
                         status: ResponseSpec(
-                            data_container=ErrorBody, description=text, generate_examples=False
+                            data_container=body, description=text, generate_examples=False
                         )
                         for status, text in _ERRORS.items()
                     }

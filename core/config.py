@@ -25,6 +25,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # one line per HTTP request; off by default, since a farm's workers make thousands a
     # second (the line costs the server more than some of those requests do)
     access_log: bool = False
+    # the key that encrypts secret values (a job type's secret settings); every server on
+    # one database needs the same file. Unset: `secret.key` in data_dir, made when needed
+    secret_key_file: str | None = None
+
+    def secret_key_path(self) -> Path:
+        return Path(self.secret_key_file or Path(self.data_dir) / "secret.key")
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

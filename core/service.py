@@ -5,9 +5,11 @@ from core.config import Config
 from core.db import Database
 from core.dispatch import Picks, Planner
 from core.events import Events
+from core.job_types import JobTypes
 from core.jobs import Jobs
 from core.plugins import Plugins
 from core.runs import Runs
+from core.secrets import Secrets
 from core.tokens import Tokens
 from core.workers import Workers
 
@@ -26,6 +28,7 @@ class Core:
         self.events = Events(db, config)
         self.affinities = Affinities(db)
         self.tokens = Tokens(db)
+        self.job_types = JobTypes(db, Secrets(config.server.secret_key_path()))
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
         self.planner = Planner(planning or db, config, plugins, self.picks)

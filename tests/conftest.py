@@ -19,7 +19,7 @@ from pgserver.postgres_server import PostgresServer, get_server
 
 from api.app import create_app
 from core import migrate
-from core.config import Config
+from core.config import Config, ServerConfig
 
 TEMPLATE = "corral_template"
 logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -118,8 +118,9 @@ class ServerThread:
 
 
 @pytest.fixture
-def config() -> Config:
-    return Config()
+def config(tmp_path: Path) -> Config:
+    # what the server keeps on disk (the key of secret settings) stays in the test's folder
+    return Config(server=ServerConfig(data_dir=str(tmp_path)))
 
 
 @pytest.fixture

@@ -287,7 +287,7 @@ def test_anonymous_legacy_routes_get_401(client: Callers, sql: Sql) -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ["Token {secret}", "Basic {secret}", "{secret}", "Bearer", "Bearer:{secret}"],
+    ["Digest {secret}", "Basic {secret}", "{secret}", "Bearer", "Bearer:{secret}", "Token"],
 )
 def test_a_malformed_authorization_header_gets_401_without_the_token(
     client: Callers, sql: Sql, shape: str
@@ -304,6 +304,11 @@ def test_a_malformed_authorization_header_gets_401_without_the_token(
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_token_as_scale_clients_send_it_acts_as_the_token(client: Callers) -> None:
+    ana = client(authorization=f"Token {client.keys.secrets['ana']}")
+    assert job(ana, submit(ana, title="from a Scale client"))["user"] == "ana"
 
 
 def test_basic_auth_with_the_token_as_password_acts_as_the_token(client: Callers, sql: Sql) -> None:

@@ -23,7 +23,7 @@ import pytest
 from pgserver.postgres_server import PostgresServer
 
 from api.app import create_app
-from core.config import Config, LimitsConfig
+from core.config import Config, LimitsConfig, ServerConfig
 from tests.conftest import TEMPLATE, ServerThread, Sql
 from tests.farm import get, ok, start, submit
 
@@ -35,8 +35,11 @@ TABLES = "jobs, dependencies, affinities, workers, worker_rules, events, job_log
 
 
 @pytest.fixture(scope="module")
-def config() -> Config:
-    return Config(limits=LimitsConfig(max_body_bytes=BODY_LIMIT))
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return Config(
+        server=ServerConfig(data_dir=str(tmp_path_factory.mktemp("data"))),
+        limits=LimitsConfig(max_body_bytes=BODY_LIMIT),
+    )
 
 
 @pytest.fixture(scope="module")

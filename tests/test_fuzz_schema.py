@@ -16,6 +16,7 @@ documented Hypothesis strategy (`APIOperation.as_strategy`), valid and invalid o
 import os
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
-from core.config import Config, DispatchConfig
+from core.config import Config, DispatchConfig, ServerConfig
 from tests.conftest import Sql
 from tests.farm import append_log, ok, run, start, submit
 
@@ -41,6 +42,7 @@ MIN_REQUESTS = min(10, MAX_EXAMPLES)
 REQUEST_TIMEOUT = 30.0
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 WORKER = "node-1"
+JOB_TYPE_VERSION = "1.0.0"
 
 
 def operations(schema: dict[str, object]) -> list[str]:
@@ -63,9 +65,13 @@ fuzzable: dict[str, bool] = {}
 
 
 @pytest.fixture
-def config() -> Config:
-    # A pick for a registered worker long-polls pick_wait when nothing is ready.
-    return Config(dispatch=DispatchConfig(pick_wait=0.05, legacy_pick_wait=0.05))
+def config(tmp_path: Path) -> Config:
+    # A pick for a registered worker long-polls pick_wait when nothing is ready; a secret
+    # setting's key goes to the test's folder.
+    return Config(
+        server=ServerConfig(data_dir=str(tmp_path)),
+        dispatch=DispatchConfig(pick_wait=0.05, legacy_pick_wait=0.05),
+    )
 
 
 def seed(api: httpx.Client, sql: Sql) -> list[int]:
@@ -82,11 +88,29 @@ def seed(api: httpx.Client, sql: Sql) -> list[int]:
     done = submit(api, title="done", command="echo done", environment="A=1")
     failed = submit(api, title="failed", command="false", affinity="gpu")
     comp = submit(api, title="comp", dependencies=[done, failed])
+    # a job type named as the worker is, so that the routes naming either hit a row
+    job_type = {"docker_image": "", "manifest": seed_manifest(WORKER, JOB_TYPE_VERSION)}
+    assert api.post("/v6/job-types/", json=job_type).status_code == 201
     start(sql, working, WORKER)
     append_log(sql, working, b"frame 1 of 10\n")
     run(sql, done, worker=WORKER)
     run(sql, failed, exit_code=1, worker=WORKER)
     return [group, working, waiting, done, failed, comp]
+
+
+def seed_manifest(name: str, version: str) -> dict[str, object]:
+    return {
+        "seedVersion": "1.0.0",
+        "job": {
+            "name": name,
+            "jobVersion": version,
+            "packageVersion": "1.0.0",
+            "title": name,
+            "description": "",
+            "maintainer": {"name": "Ana", "email": "ana@example.com"},
+            "timeout": 60,
+        },
+    }
 
 
 def has_input(operation: schemathesis.APIOperation) -> bool:
@@ -117,6 +141,8 @@ def cases(
         "job": [*jobs],
         "name": [WORKER],
         "worker": [WORKER],
+        "version": [JOB_TYPE_VERSION],
+        "number": [1],
     }
     if operation.body:
         strategies.append(nested(operation, known))
