@@ -85,6 +85,12 @@ class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_interval: Seconds = 1.0
 
 
+class JobTypesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # where a job of a job type finds its OUTPUT_DIR, on the node that runs it:
+    # <output_dir>/<job id>, made as the command starts (shared storage suits it best)
+    output_dir: str = "/tmp/corral-output"
+
+
 class CoalitionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # a folder holding Coalition's own browser frontend (its `public_html`), served at
     # /coalition/; a relative path is taken from the config file's folder
@@ -99,6 +105,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
     coalition: CoalitionConfig = msgspec.field(default_factory=CoalitionConfig)
+    job_types: JobTypesConfig = msgspec.field(default_factory=JobTypesConfig)
     # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
     plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
 

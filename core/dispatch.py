@@ -15,7 +15,7 @@ import logging
 import math
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 import msgspec
@@ -23,6 +23,7 @@ import msgspec
 from core.config import Config
 from core.db import Conn, Database
 from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
+from core.job_types import TYPE_TAG
 from core.notify import Notifier
 from core.plugins import Plugins
 from core.runs import Assignment, Started, start_runs
@@ -116,7 +117,9 @@ class Planner:
         views.clear()
         # a pass run again after a deadlock plans afresh
         self._picks.release(claims)
-        start = await conn.fetchrow(Q["pass_start"], _MAX_DEMAND)
+        # the farm view is for the admission policies alone
+        admitting = self._plugins.implements("corral_admit")
+        start = await conn.fetchrow(Q["pass_start"], _MAX_DEMAND, TYPE_TAG if admitting else None)
         assert start is not None
         demand = msgspec.json.decode(start["demand"], type=list[_Demand])
         sets = msgspec.json.decode(start["sets"], type=list[list[int]])
@@ -146,9 +149,7 @@ class Planner:
         dependencies: dict[int, list[DependencyView]] = defaultdict(list)
         for queue in queues.values():
             await self._more(conn, queue, page, names, dependencies)
-        farm = await self._farm(conn)
-        # the farm view is for the admission policies alone
-        admitting = self._plugins.implements("corral_admit")
+        farm = _farm(start["farm"])
 
         taken: set[int] = set()
         jobs: list[int] = []
@@ -256,15 +257,6 @@ class Planner:
                     DependencyView(id=r["id"], title=r["title"], state=r["state"])
                 )
 
-    async def _farm(self, conn: Conn) -> FarmView:
-        if not self._plugins.implements("corral_admit"):
-            return FarmView(running_by_tag={}, running_by_user={}, running=0)
-        by_tag = {r["tag"]: r["n"] for r in await conn.fetch(Q["running_by_tag"])}
-        by_user = {r["user_name"]: r["n"] for r in await conn.fetch(Q["running_by_user"])}
-        return FarmView(
-            running_by_tag=by_tag, running_by_user=by_user, running=sum(by_user.values())
-        )
-
 
 class _Waiter:
     """A pick waiting in this process. A planner that claims it answers it with `runs`
@@ -292,6 +284,10 @@ class Picks:
         # called when a pick starts waiting, to plan at once in this process (the
         # NOTIFY it also sends wakes the planners of the others)
         self.on_demand: Callable[[], None] = lambda: None
+        # the environment of the secret settings of job type revisions (core.job_types)
+        self.secret_environment: Callable[[Sequence[int]], Awaitable[dict[int, dict[str, str]]]] = (
+            _no_secrets
+        )
 
     def assigned(self, workers: Sequence[str]) -> None:
         """Runs were assigned to these workers and wait in the database for their picks."""
@@ -346,6 +342,23 @@ class Picks:
         worker is unknown. A stopped worker gets nothing until it is started again.
         `ended` are runs of the worker that exited with code 0, ended first, in the same
         statement (with no retry to decide and no one to tell of the change)."""
+        picked = await self._pick(worker, slots, wait, ended)
+        typed = [r.revision for r in picked.runs if r.revision is not None] if picked else []
+        if not typed or picked is None:
+            return picked
+        # secrets join the environment only here, on their way to the worker
+        secrets = await self.secret_environment(typed)
+        runs = [
+            msgspec.structs.replace(r, environment=_with(r.environment, secrets[r.revision]))
+            if r.revision in secrets
+            else r
+            for r in picked.runs
+        ]
+        return PickResult(runs, picked.finished)
+
+    async def _pick(
+        self, worker: str, slots: int, wait: float, ended: Sequence[int]
+    ) -> "PickResult | None":
         waiter = _Waiter()
         self._waiting[worker].append(waiter)
         try:
@@ -415,6 +428,16 @@ class _Taken(msgspec.Struct, frozen=True):
     finished: frozenset[int]
 
 
+async def _no_secrets(revisions: Sequence[int]) -> dict[int, dict[str, str]]:
+    return {}
+
+
+def _with(environment: str, more: dict[str, str]) -> str:
+    """`K=V` lines with `more` of them."""
+    lines = [environment] if environment else []
+    return "\n".join([*lines, *(f"{k}={v}" for k, v in more.items())])
+
+
 def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:
     """The database's order (prio_path descending, then id) as an ascending key. The
     infinity ends each path so that, as in PostgreSQL, a path before its own extensions
@@ -429,11 +452,32 @@ def _worker_view(demand: _Demand, names: dict[int, str]) -> WorkerView:
     return WorkerView(name=demand.name, rules=rules, slots=demand.slots, running=demand.running)
 
 
+class _Farm(msgspec.Struct):
+    running_by_tag: dict[str, int]
+    running_by_user: dict[str, int]
+    tag_limits: dict[str, int]
+    held_tags: list[str]
+
+
+def _farm(figures: str | None) -> FarmView:
+    """The farm view from the figures pass_start read (none when no policy admits)."""
+    if figures is None:
+        return FarmView(running_by_tag={}, running_by_user={}, running=0)
+    farm = msgspec.json.decode(figures, type=_Farm)
+    return FarmView(
+        running_by_tag=farm.running_by_tag,
+        running_by_user=farm.running_by_user,
+        running=sum(farm.running_by_user.values()),
+        tag_limits=farm.tag_limits,
+        held_tags=frozenset(farm.held_tags),
+    )
+
+
 def _with_run(farm: FarmView, job: JobView) -> FarmView:
     by_tag = Counter(farm.running_by_tag)
     by_tag.update(job.tags)
     by_user = Counter(farm.running_by_user)
     by_user[job.user] += 1
-    return FarmView(
-        running_by_tag=dict(by_tag), running_by_user=dict(by_user), running=farm.running + 1
+    return msgspec.structs.replace(
+        farm, running_by_tag=dict(by_tag), running_by_user=dict(by_user), running=farm.running + 1
     )

@@ -51,11 +51,17 @@ class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FarmView(msgspec.Struct, frozen=True, kw_only=True):
-    """What runs on the whole farm right now, including what this pass already assigned."""
+    """What runs on the whole farm right now, including what this pass already assigned,
+    and the limits and holds that the database keeps on tags (those of job types: at most
+    `max_scheduled` of a type's jobs running, none while it is paused)."""
 
     running_by_tag: Mapping[str, int]
     running_by_user: Mapping[str, int]
     running: int
+    # most jobs carrying the tag that may run at once
+    tag_limits: Mapping[str, int] = msgspec.field(default_factory=dict)
+    # tags whose jobs may not start now
+    held_tags: frozenset[str] = frozenset()
 
 
 class DependencyView(msgspec.Struct, frozen=True, kw_only=True):

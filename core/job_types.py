@@ -7,16 +7,20 @@ kept apart from the configuration, encrypted (core.secrets); nothing this module
 holds them but `run_settings`, which a job's run needs.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import asyncpg
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from core import seed
+from core import seed, seed_jobs
+from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
+from core.jobs import Jobs
+from core.models import JobSpec
 from core.secrets import Secrets
 from core.sql import Queries
 
@@ -68,6 +72,83 @@ class Revision(msgspec.Struct, kw_only=True):
     manifest: dict[str, object]
 
 
+class JobError(msgspec.Struct, kw_only=True):
+    """An error a job of a type ended with: one its manifest names, or a built-in one."""
+
+    id: int
+    name: str
+    title: str
+    description: str
+    # the type name the error belongs to; None for a built-in error
+    job_type_name: str | None
+    category: Literal["SYSTEM", "ALGORITHM", "DATA"]
+    is_builtin: bool
+    should_be_retried: bool
+    created: datetime
+    last_modified: datetime
+
+
+class TypedJob(msgspec.Struct, kw_only=True):
+    """A job made from a job type, with its last run."""
+
+    id: int
+    # the job's state as every face shows it (core.models.JobState)
+    state: str
+    type_id: int
+    revision_id: int
+    revision_num: int
+    max_tries: int
+    # runs started
+    num_exes: int
+    # the worker of its last run
+    worker: str
+    created: datetime
+    started: datetime | None
+    ended: datetime | None
+    last_modified: datetime
+    error: JobError | None
+    # the data it was queued with, and its configuration (no secret in it)
+    input: object
+    configuration: dict[str, object]
+
+
+class JobFilter(msgspec.Struct, kw_only=True):
+    """Which jobs of types a list holds; an empty list means any."""
+
+    type_ids: list[int] = msgspec.field(default_factory=list)
+    type_names: list[str] = msgspec.field(default_factory=list)
+    ids: list[int] = msgspec.field(default_factory=list)
+    states: list[str] = msgspec.field(default_factory=list)
+    error_categories: list[str] = msgspec.field(default_factory=list)
+
+
+class StateCount(msgspec.Struct, kw_only=True):
+    """Jobs of a type in one state (and, when FAILED, of one error category)."""
+
+    type_id: int
+    state: str
+    error_category: str | None
+    count: int
+    # the latest change of state among them
+    most_recent: datetime
+
+
+class Waiting(msgspec.Struct, kw_only=True):
+    """Jobs of a type in one state, and since when the oldest of them is."""
+
+    type_id: int
+    count: int
+    since: datetime | None
+
+
+class SystemFailures(msgspec.Struct, kw_only=True):
+    type_id: int
+    error: JobError
+    count: int
+    first_error: datetime
+    last_error: datetime
+
+
 class JobTypeChange(msgspec.Struct, kw_only=True):
     """What a caller sets on a job type; a field left UNSET stays as it is (or takes its
     default on a new type)."""
@@ -83,9 +164,145 @@ class JobTypeChange(msgspec.Struct, kw_only=True):
 
 
 class JobTypes:
-    def __init__(self, db: Database, secrets: Secrets) -> None:
+    def __init__(self, db: Database, config: Config, jobs: Jobs, secrets: Secrets) -> None:
         self._db = db
+        self._config = config
+        self._jobs = jobs
         self._secrets = secrets
+
+    async def queue(
+        self, type_id: int, data: object, configuration: object | None, user: str
+    ) -> int:
+        """Queue a job of the type `type_id` with `data` (Seed inputs), the type's
+        configuration with `configuration` over it (settings merged, priority replaced),
+        as `user`; the new job's id. It is a leaf under the type's group, made from the
+        type's current revision."""
+
+        async def work(conn: Conn) -> int:
+            row = await conn.fetchrow(Q["lock_type_by_id"], type_id)
+            if row is None:
+                raise NotFound("Not found.")
+            manifest = seed.read_manifest(msgspec.json.decode(row["manifest"]))
+            effective = _whole(row["configuration"], self._secrets.open(row["secrets"]))
+            if configuration is not None:
+                effective = _over(effective, configuration)
+            job_input = seed_jobs.read_input(data, manifest)
+            public, _ = self._split(manifest, effective)
+            plain = public["settings"]
+            assert isinstance(plain, dict)
+            run = seed_jobs.compose(manifest, job_input, plain)
+            group = row["group_id"]
+            # made with the type's first job, and again if a wrangler deleted it
+            if group is None or not await conn.fetchval(Q["group_exists"], group):
+                group = await self._group(conn, row)
+            spec = JobSpec(
+                parent=group,
+                title=manifest.job.title,
+                command=run.command,
+                user=user,
+                # Scale runs its lower numbers first, Corral its higher ones
+                priority=-effective.priority,
+                timeout=manifest.job.timeout,
+                tags=[type_tag(type_id)],
+            )
+            meta: dict[str, object] = {"job_type": {"input": data, "configuration": public}}
+            [job_id] = await self._jobs.insert(
+                conn, group, [spec], revision=row["revision_id"], meta=meta
+            )
+            environment = {
+                **run.environment,
+                "OUTPUT_DIR": f"{self._config.job_types.output_dir.rstrip('/')}/{job_id}",
+            }
+            await conn.execute(Q["set_environment"], job_id, _lines(environment))
+            return job_id
+
+        return await self._db.transact(work)
+
+    async def jobs(self, chosen: JobFilter, offset: int, limit: int) -> tuple[int, list[TypedJob]]:
+        """Jobs of types, the most recently changed first: how many match, and those from
+        `offset` on, `limit` at most."""
+
+        async def work(conn: Conn) -> tuple[int, list[TypedJob]]:
+            rows = await conn.fetch(
+                Q["select_typed_jobs"],
+                chosen.type_ids,
+                chosen.type_names,
+                chosen.ids,
+                chosen.states,
+                chosen.error_categories,
+                offset,
+                limit,
+            )
+            return (rows[0]["total"] if rows else 0), [_typed_job(r) for r in rows]
+
+        return await self._db.read(work)
+
+    async def state_counts(self, since: datetime, until: datetime | None) -> list[StateCount]:
+        """Per type, its jobs by state and error category: those whose state last changed
+        between `since` and `until` (None: now), and every running one."""
+
+        async def work(conn: Conn) -> list[StateCount]:
+            rows = await conn.fetch(Q["select_status_counts"], since, until)
+            return [_row(r, StateCount) for r in rows]
+
+        return await self._db.read(work)
+
+    async def waiting(self, state: Literal["PENDING", "WORKING"]) -> list[Waiting]:
+        """Per type, its jobs in `state`, with the earliest creation (PENDING) or start
+        (WORKING) among them."""
+        since = "started" if state == "WORKING" else "created_at"
+
+        async def work(conn: Conn) -> list[Waiting]:
+            rows = await conn.fetch(Q["select_waiting_counts"], state, since)
+            return [_row(r, Waiting) for r in rows]
+
+        return await self._db.read(work)
+
+    async def system_failures(self) -> list[SystemFailures]:
+        """Per type and error, its jobs that failed with a SYSTEM error."""
+
+        async def work(conn: Conn) -> list[SystemFailures]:
+            rows = await conn.fetch(Q["select_system_failures"])
+            errors = {
+                r["id"]: _row(r, JobError)
+                for r in await conn.fetch(Q["select_errors"], [r["error_id"] for r in rows])
+            }
+            return [
+                SystemFailures(
+                    type_id=r["type_id"],
+                    error=errors[r["error_id"]],
+                    count=r["count"],
+                    first_error=r["first_error"],
+                    last_error=r["last_error"],
+                )
+                for r in rows
+            ]
+
+        return await self._db.read(work)
+
+    async def secret_environment(self, revisions: Sequence[int]) -> dict[int, dict[str, str]]:
+        """For the job type revisions `revisions`, the environment their jobs' runs get
+        for the type's secret settings (none for a type without any)."""
+        if not revisions:
+            return {}
+
+        async def work(conn: Conn) -> dict[int, dict[str, str]]:
+            found: dict[int, dict[str, str]] = {}
+            for row in await conn.fetch(Q["select_secrets"], list(set(revisions))):
+                found[row["revision_id"]] = {
+                    seed.environment_name(k): v
+                    for k, v in self._secrets.open(row["secrets"]).items()
+                }
+            return found
+
+        return await self._db.read(work)
+
+    async def _group(self, conn: Conn, row: asyncpg.Record) -> int:
+        [group] = await self._jobs.insert(
+            conn, 0, [JobSpec(title=f"{row['name']} {row['version']}")]
+        )
+        await conn.execute(Q["set_group"], row["id"], group)
+        return group
 
     async def save(self, change: JobTypeChange) -> tuple[JobTypeDetails, bool]:
         """Create the job type of `change.manifest` (its name and jobVersion), or edit it in
@@ -127,6 +344,7 @@ class JobTypes:
                     msgspec.json.encode(stored).decode(),
                     _given(change.docker_image, ""),
                 )
+                await _keep_errors(conn, manifest)
             return await _details(conn, name, version), created is not None
 
         return await self._db.transact(work)
@@ -147,6 +365,9 @@ class JobTypes:
             return [_row(r, JobTypeRow) for r in await conn.fetch(Q["select_rows"], name)]
 
         return await self._db.read(work)
+
+    async def by_id(self) -> dict[int, JobTypeRow]:
+        return {row.id: row for row in await self.rows()}
 
     async def details(self, name: str, version: str) -> JobTypeDetails:
         return await self._db.read(lambda conn: _details(conn, name, version))
@@ -200,6 +421,7 @@ class JobTypes:
         )
         if new_revision:
             await conn.execute(Q["insert_revision"], row["id"], revision, stored, docker_image)
+            await _keep_errors(conn, manifest)
 
     def _split(
         self, manifest: seed.Manifest, configuration: seed.Configuration
@@ -207,6 +429,84 @@ class JobTypes:
         secret = {s.name for s in manifest.settings() if s.secret}
         values = {k: v for k, v in configuration.settings.items() if k in secret}
         return seed.public_configuration(manifest, configuration), values
+
+
+def _typed_job(row: asyncpg.Record) -> TypedJob:
+    meta = msgspec.json.decode(row["meta"]).get("job_type", {})
+    error = None
+    if row["error_id"] is not None:
+        error = JobError(
+            id=row["error_id"],
+            name=row["error_name"],
+            title=row["error_title"],
+            description=row["error_description"],
+            job_type_name=row["error_job_type_name"],
+            category=row["error_category"],
+            is_builtin=row["error_is_builtin"],
+            should_be_retried=row["error_should_be_retried"],
+            created=row["error_created"],
+            last_modified=row["error_last_modified"],
+        )
+    return TypedJob(
+        id=row["id"],
+        state=row["state"],
+        type_id=row["type_id"],
+        revision_id=row["revision_id"],
+        revision_num=row["revision_num"],
+        max_tries=row["max_tries"],
+        num_exes=row["num_exes"],
+        worker=row["worker"],
+        created=row["created_at"],
+        started=row["started"],
+        ended=row["ended"],
+        last_modified=row["last_modified"],
+        error=error,
+        input=meta.get("input", {}),
+        configuration=meta.get("configuration", {}),
+    )
+
+
+# the tags of a job type's jobs: this, then the type's id
+TYPE_TAG = "scale-type:"
+
+
+def type_tag(type_id: int) -> str:
+    """The tag of a job type's jobs, which policies count and limit them by."""
+    return f"{TYPE_TAG}{type_id}"
+
+
+def _over(configuration: seed.Configuration, override: object) -> seed.Configuration:
+    """A job's own configuration over its type's: settings merged, priority replaced."""
+    given = seed.read_configuration(override)
+    merged = msgspec.structs.replace(
+        configuration, settings={**configuration.settings, **given.settings}
+    )
+    if isinstance(override, dict) and "priority" in override:
+        merged = msgspec.structs.replace(merged, priority=given.priority)
+    return merged
+
+
+def _lines(environment: dict[str, str]) -> str:
+    for name, value in environment.items():
+        if "\n" in value or "\r" in value:
+            raise Invalid(
+                f"Invalid job data: '{name}' may not hold a line break: it becomes an "
+                "environment variable"
+            )
+    return "\n".join(f"{name}={value}" for name, value in environment.items())
+
+
+async def _keep_errors(conn: Conn, manifest: seed.Manifest) -> None:
+    """The errors the manifest names, kept for its type name (shared by its versions)."""
+    errors = [
+        {"name": e.name, "title": e.title or None, "description": e.description or None,
+         "category": e.category}
+        for e in manifest.errors()
+    ]  # fmt: skip
+    if errors:
+        await conn.execute(
+            Q["upsert_errors"], manifest.job.name, msgspec.json.encode(errors).decode()
+        )
 
 
 def _whole(public: str, secret: dict[str, str]) -> seed.Configuration:

@@ -247,7 +247,29 @@ class Jobs:
 
     # -- the parts ----------------------------------------------------------------------
 
-    async def _submit(self, conn: Conn, parent_id: int, specs: Sequence[JobSpec]) -> list[int]:
+    async def insert(
+        self,
+        conn: Conn,
+        parent_id: int,
+        specs: Sequence[JobSpec],
+        *,
+        revision: int | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> list[int]:
+        """Create jobs under one parent, in the caller's transaction (for other core
+        services); `revision` is the job type revision they are made from, `meta` what a
+        face keeps of each of them."""
+        return await self._submit(conn, parent_id, specs, revision=revision, meta=meta or {})
+
+    async def _submit(
+        self,
+        conn: Conn,
+        parent_id: int,
+        specs: Sequence[JobSpec],
+        *,
+        revision: int | None = None,
+        meta: dict[str, object] | None = None,
+    ) -> list[int]:
         """Create jobs under one parent with one INSERT; their ids, in order."""
         path: list[int] = []
         prio_prefix: list[int] = []
@@ -293,6 +315,8 @@ class Jobs:
                     timeout=spec.timeout,
                     tags=spec.tags,
                     paused=parent_paused or bool(spec.paused) or spec.state == "PAUSED",
+                    meta=meta or {},
+                    job_type_revision_id=revision,
                 )
             )
         encoded = msgspec.json.encode(rows).decode()
@@ -506,6 +530,8 @@ class _NewJob(msgspec.Struct):
     timeout: int
     tags: list[str]
     paused: bool
+    meta: dict[str, object]
+    job_type_revision_id: int | None
 
 
 def _environment(env: Environment) -> str:

@@ -42,6 +42,9 @@ class Assignment(msgspec.Struct, frozen=True):
     user: str
     progress_pattern: str
     timeout: int
+    # the job type revision the job was made from: its secret settings join the
+    # environment as the run is handed over
+    revision: int | None = None
 
 
 class Started(msgspec.Struct, frozen=True):

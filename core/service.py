@@ -28,7 +28,8 @@ class Core:
         self.events = Events(db, config)
         self.affinities = Affinities(db)
         self.tokens = Tokens(db)
-        self.job_types = JobTypes(db, Secrets(config.server.secret_key_path()))
+        self.job_types = JobTypes(db, config, self.jobs, Secrets(config.server.secret_key_path()))
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
+        self.picks.secret_environment = self.job_types.secret_environment
         self.planner = Planner(planning or db, config, plugins, self.picks)

@@ -54,7 +54,10 @@ class Sql:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every Corral table, to show a refused request changed nothing."""
-        tables = ["jobs", "dependencies", "affinities", "workers", "worker_rules", "events"]
+        tables = [
+            "jobs", "dependencies", "affinities", "workers", "worker_rules", "events",
+            "job_types", "job_type_revisions",
+        ]  # fmt: skip
         return {
             t: [tuple(r) for r in self.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in tables
         }

@@ -28,7 +28,10 @@ from tests.conftest import TEMPLATE, ServerThread, Sql
 from tests.farm import get, ok, start, submit
 
 BODY_LIMIT = 10_000
-TABLES = "jobs, dependencies, affinities, workers, worker_rules, events, job_logs"
+TABLES = (
+    "jobs, dependencies, affinities, workers, worker_rules, events, job_logs, job_types, "
+    "job_type_revisions"
+)
 
 
 # --- one server and one farm for the module ------------------------------------------

@@ -84,9 +84,38 @@ class RunResult(msgspec.Struct, kw_only=True):
     result: FinishResult
 
 
+class Run(msgspec.Struct, kw_only=True):
+    """A run handed to the worker: what to run and where."""
+
+    event: int
+    job: int
+    title: str
+    command: str
+    dir: str
+    # `K=V` lines, a job type's secret settings among them
+    environment: str
+    user: str
+    progress_pattern: str
+    timeout: int
+
+    @classmethod
+    def of(cls, run: Assignment) -> "Run":
+        return cls(
+            event=run.event,
+            job=run.job,
+            title=run.title,
+            command=run.command,
+            dir=run.dir,
+            environment=run.environment,
+            user=run.user,
+            progress_pattern=run.progress_pattern,
+            timeout=run.timeout,
+        )
+
+
 class Picked(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
-    runs: list[Assignment]
+    runs: list[Run]
     # one for each run reported in `finished`, in the same order
     results: list[RunResult] = msgspec.field(default_factory=list)
 
@@ -180,7 +209,7 @@ class WorkerProtocol(Controller):
                 results[index] = "FINISHED" if ended.event in finished else "IGNORED"
                 finished.discard(ended.event)
         return Picked(
-            runs=picked.runs,
+            runs=[Run.of(run) for run in picked.runs],
             results=[
                 RunResult(event=e.event, result=r or "IGNORED")
                 for e, r in zip(data.finished, results, strict=True)

@@ -1,5 +1,5 @@
-"""The Scale face: Scale's v6 REST API for job types (and, to come, their jobs), at `/v6/`
-and at `/api/v6/`, where Scale deployments serve it (docs/scale.md)."""
+"""The Scale face: Scale's v6 REST API for job types and their jobs, at `/v6/` and at
+`/api/v6/`, where Scale deployments serve it (docs/scale.md)."""
 
 import msgspec
 from litestar import Request, Router
@@ -9,6 +9,8 @@ from litestar.response import Redirect
 from api.errors import shape_errors
 from api.scale.body import ScaleRequest
 from api.scale.job_types import JobTypesController
+from api.scale.jobs import JobsController
+from api.scale.statistics import StatisticsController
 
 __all__ = ["ScaleError", "scale_routers"]
 
@@ -26,7 +28,7 @@ def scale_routers() -> list[Router]:
     return [
         Router(
             path=prefix,
-            route_handlers=[JobTypesController],
+            route_handlers=[JobTypesController, StatisticsController, JobsController],
             request_class=ScaleRequest,
             before_request=_slashed,
             tags=["scale"],

@@ -56,6 +56,22 @@ class Paging:
         self._number = _page(page)
         self._size = _page_size(page_size)
 
+    def window(self) -> tuple[int, int]:
+        """The rows asked for, as an offset and a limit, for a list paged in SQL."""
+        return (self._number - 1) * self._size, self._size
+
+    def answer(self, count: int, rows: Sequence[T]) -> Page[T]:
+        """The page of a list paged in SQL: `rows` of `window()`, out of `count`."""
+        if not rows and self._number > 1:
+            raise NotFound("Invalid page.")
+        last = max(1, ceil(count / self._size))
+        return Page(
+            count=count,
+            next=_link(self._request, self._number + 1) if self._number < last else None,
+            previous=_link(self._request, self._number - 1) if self._number > 1 else None,
+            results=list(rows),
+        )
+
     def page(self, rows: Sequence[T]) -> Page[T]:
         """The page of `rows` asked for. A page that is not a whole number from 1, or past
         the last, is 404 `Invalid page.`; a page size that is not a whole number from 1 is

@@ -1,10 +1,23 @@
 """The answers of Scale's v6 job-type API, field for field."""
 
 from datetime import datetime
+from typing import Final, Literal
 
 import msgspec
 
-from core.job_types import JobTypeDetails, JobTypeRow, Revision
+from core.job_types import JobError, JobTypeDetails, JobTypeRow, Revision
+
+Status = Literal["PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "BLOCKED", "CANCELED"]
+# the core's states as Scale names them; PAUSED is a wrangler's pause through another face
+STATUS: Final[dict[str, Status]] = {
+    "PENDING": "PENDING",
+    "WAITING": "QUEUED",
+    "WORKING": "RUNNING",
+    "FINISHED": "COMPLETED",
+    "ERROR": "FAILED",
+    "PAUSED": "BLOCKED",
+}
+STATES: Final[dict[str, str]] = {status: state for state, status in STATUS.items()}
 
 
 class JobTypeBase(msgspec.Struct, kw_only=True):
@@ -137,3 +150,20 @@ def revision(row: JobTypeRow, rev: Revision) -> RevisionOut:
 
 def revision_details(row: JobTypeRow, rev: Revision) -> RevisionDetailsOut:
     return RevisionDetailsOut(**msgspec.structs.asdict(revision(row, rev)), manifest=rev.manifest)
+
+
+class ErrorOut(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    title: str
+    description: str
+    job_type_name: str | None
+    category: str
+    is_builtin: bool
+    should_be_retried: bool
+    created: datetime
+    last_modified: datetime
+
+
+def error_out(error: JobError) -> ErrorOut:
+    return ErrorOut(**msgspec.structs.asdict(error))

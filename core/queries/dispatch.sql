@@ -3,8 +3,11 @@
 -- name: pass_start
 -- A planning pass begins, in one round trip: the planner lock (one pass at a time across
 -- every server process on this database) and, when it is taken, the workers waiting for
--- work (longest waiting first, with their ordered rules), the affinity names, and the
--- distinct affinity sets of the ready queue (one index probe each).
+-- work (longest waiting first, with their ordered rules), the affinity names, the
+-- distinct affinity sets of the ready queue (one index probe each), and, when $2 (the
+-- tag prefix of job types' jobs) is given, the farm as the admit policies see it: the
+-- running jobs by tag and by user, and the limits and holds of job types on the tags of
+-- their jobs (the prefix, then the type's id).
 WITH RECURSIVE planner AS MATERIALIZED (
     SELECT pg_try_advisory_xact_lock(7221, 1) AS locked
 ), demand AS (
@@ -34,7 +37,25 @@ SELECT planner.locked,
        (SELECT coalesce(jsonb_agg(jsonb_build_array(a.id, a.name)), '[]')
           FROM affinities a WHERE planner.locked) AS names,
        (SELECT coalesce(jsonb_agg(s.ids), '[]')
-          FROM sets s WHERE planner.locked AND s.ids IS NOT NULL) AS sets
+          FROM sets s WHERE planner.locked AND s.ids IS NOT NULL) AS sets,
+       CASE WHEN planner.locked AND $2::text IS NOT NULL THEN jsonb_build_object(
+           'running_by_tag',
+           (SELECT coalesce(jsonb_object_agg(x.tag, x.n), '{}')
+              FROM (SELECT t.tag, count(*) AS n
+                      FROM jobs j, unnest(j.tags) AS t (tag)
+                     WHERE j.state = 'WORKING' AND j.command <> ''
+                     GROUP BY t.tag) x),
+           'running_by_user',
+           (SELECT coalesce(jsonb_object_agg(y.user_name, y.n), '{}')
+              FROM (SELECT user_name, count(*) AS n FROM jobs
+                     WHERE state = 'WORKING' AND command <> ''
+                     GROUP BY user_name) y),
+           'tag_limits',
+           (SELECT coalesce(jsonb_object_agg($2 || t.id, t.max_scheduled), '{}')
+              FROM job_types t WHERE t.max_scheduled > 0),
+           'held_tags',
+           (SELECT coalesce(jsonb_agg($2 || t.id), '[]') FROM job_types t WHERE t.is_paused))
+       END AS farm
   FROM planner;
 
 -- name: affinity_names
@@ -73,17 +94,6 @@ SELECT d.job_id, t.id, t.title, t.state
   FROM dependencies d JOIN jobs t ON t.id = d.depends_on
  WHERE d.job_id = ANY ($1::bigint[]);
 
--- name: running_by_tag
-SELECT t.tag, count(*)::integer AS n
-  FROM jobs j, unnest(j.tags) AS t (tag)
- WHERE j.state = 'WORKING' AND j.command <> ''
- GROUP BY t.tag;
-
--- name: running_by_user
-SELECT user_name, count(*)::integer AS n FROM jobs
- WHERE state = 'WORKING' AND command <> ''
- GROUP BY user_name;
-
 -- name: take
 -- A pick, in one statement: end the runs $3 of worker $1 that exited with code 0 (as
 -- end_run in runs.sql does for one run; the hot path of a worker going from one run to
@@ -114,7 +124,8 @@ WITH clock AS MATERIALIZED (
      WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
        AND j.id = e.job_id AND j.current_event = e.id
     RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
-              j.user_name AS "user", j.progress_pattern, j.timeout
+              j.user_name AS "user", j.progress_pattern, j.timeout,
+              j.job_type_revision_id AS revision
 ), asked AS (
     UPDATE workers w
        SET wanted = CASE WHEN w.active AND NOT EXISTS (SELECT 1 FROM runs) THEN $2 ELSE 0 END,
@@ -152,4 +163,5 @@ UPDATE events e
  WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
    AND j.id = e.job_id AND j.current_event = e.id
 RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
-          j.user_name AS "user", j.progress_pattern, j.timeout;
+          j.user_name AS "user", j.progress_pattern, j.timeout,
+          j.job_type_revision_id AS revision;

@@ -65,3 +65,81 @@ SELECT r.id, r.job_type_id, r.revision_num, r.docker_image, r.created, r.manifes
 
 -- name: select_type_id
 SELECT id FROM job_types WHERE name = $1 AND version = $2;
+
+-- name: lock_type_by_id
+-- a type and its current revision, locked: its first job makes its group
+SELECT t.*, r.id AS revision_id
+  FROM job_types t JOIN job_type_revisions r
+    ON r.job_type_id = t.id AND r.revision_num = t.revision_num
+ WHERE t.id = $1
+   FOR UPDATE OF t;
+
+-- name: set_group
+UPDATE job_types SET group_id = $2 WHERE id = $1;
+
+-- name: group_exists
+SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND command = '');
+
+-- name: set_environment
+-- a typed job's environment, once its id (in OUTPUT_DIR) is known
+UPDATE jobs SET environment = $2 WHERE id = $1;
+
+-- name: select_secrets
+-- the sealed secret settings of the types the job type revisions $1 belong to
+SELECT r.id AS revision_id, t.secrets
+  FROM job_type_revisions r JOIN job_types t ON t.id = r.job_type_id
+ WHERE r.id = ANY ($1::bigint[]) AND t.secrets IS NOT NULL;
+
+-- name: upsert_errors
+-- the errors a manifest names ($2: name, title, description, category), for type name $1
+INSERT INTO job_type_errors (job_type_name, name, title, description, category)
+SELECT $1, e.name, coalesce(e.title, e.name), coalesce(e.description, ''),
+       CASE WHEN e.category = 'data' THEN 'DATA' ELSE 'ALGORITHM' END
+  FROM jsonb_to_recordset($2::jsonb) AS e (name text, title text, description text,
+                                           category text)
+    ON CONFLICT ((coalesce(job_type_name, '')), name) DO UPDATE
+   SET title = excluded.title, description = excluded.description,
+       category = excluded.category, last_modified = now();
+
+-- name: select_typed_jobs
+-- jobs of the types $1, type names $2, ids $3, states $4 (job_view's, PAUSED included)
+-- and error categories $5 (each filter: any when empty), the most recently changed
+-- first, rows $6 to $6 + $7; `total` counts every match
+SELECT *, count(*) OVER () AS total
+  FROM typed_job_view
+ WHERE (cardinality($1::integer[]) = 0 OR type_id = ANY ($1))
+   AND (cardinality($2::text[]) = 0 OR type_name = ANY ($2))
+   AND (cardinality($3::bigint[]) = 0 OR id = ANY ($3))
+   AND (cardinality($4::text[]) = 0 OR state = ANY ($4))
+   AND (cardinality($5::text[]) = 0 OR error_category = ANY ($5))
+ ORDER BY last_modified DESC, id DESC
+OFFSET $6 LIMIT $7;
+
+-- name: select_status_counts
+-- per job type, its jobs by (state, error category): those whose state last changed
+-- between $1 and $2 (NULL: now), and every running one; with the latest change of each
+SELECT type_id, state, error_category, count(*) AS count, max(last_modified) AS most_recent
+  FROM typed_job_view
+ WHERE state = 'WORKING' OR (last_modified >= $1 AND ($2::timestamptz IS NULL OR last_modified <= $2))
+ GROUP BY type_id, state, error_category;
+
+-- name: select_waiting_counts
+-- per job type, its jobs in state $1, and the earliest of $2 (`created_at` or `started`)
+SELECT type_id, count(*) AS count,
+       min(CASE WHEN $2 = 'started' THEN started ELSE created_at END) AS since
+  FROM typed_job_view
+ WHERE state = $1
+ GROUP BY type_id;
+
+-- name: select_system_failures
+-- per job type and error, its jobs failed with a SYSTEM error
+SELECT type_id, error_id, count(*) AS count, min(last_modified) AS first_error,
+       max(last_modified) AS last_error
+  FROM typed_job_view
+ WHERE state = 'ERROR' AND error_category = 'SYSTEM'
+ GROUP BY type_id, error_id;
+
+-- name: select_errors
+SELECT id, name, title, description, job_type_name, category, is_builtin,
+       should_be_retried, created, last_modified
+  FROM job_type_errors WHERE id = ANY ($1::integer[]);

@@ -15,7 +15,8 @@ WITH clock AS MATERIALIZED (
     -- by primary key only: with the ready-queue conditions here the planner may walk
     -- the whole ready index when its statistics lag behind a bulk load
     SELECT j.id, j.title, j.state, j.paused, j.command, j.held_until, j.dir, j.environment,
-           j.user_name, j.progress_pattern, j.timeout, pairs.worker, pairs.handed
+           j.user_name, j.progress_pattern, j.timeout, j.job_type_revision_id, pairs.worker,
+           pairs.handed
       FROM jobs j JOIN pairs ON pairs.job_id = j.id
      FOR NO KEY UPDATE OF j SKIP LOCKED
 ), ready AS (
@@ -45,7 +46,8 @@ WITH clock AS MATERIALIZED (
              GROUP BY upto::bigint / 7000) b
 )
 SELECT e.worker, e.id AS event, e.job_id AS job, r.title, r.command, r.dir, r.environment,
-       r.user_name AS "user", r.progress_pattern, r.timeout
+       r.user_name AS "user", r.progress_pattern, r.timeout,
+       r.job_type_revision_id AS revision
   FROM event e JOIN ready r ON r.id = e.job_id, told;
 
 -- name: lock_run
