@@ -171,8 +171,9 @@ def corral_retry(job: JobView, outcome: RunOutcome) -> RetryDecision | None:
     Called once per failed run, before the job's state changes. Answer a decision, or None
     to let the next plugin decide; if none answers, the job goes to ERROR. The built-in
     `retry` plugin requeues while `job.run_done` (counting this run) is at most `job.retry`,
-    after an optional backoff. A job whose worker was lost is queued again without asking:
-    the job did not fail.
+    after an optional backoff. A job whose worker was lost is queued again without asking,
+    the job not having failed; one made from a job type fails instead once it has run its
+    type's `max_tries` times.
     """
 
 

@@ -221,14 +221,21 @@ class Runs:
             if not await _try_lock(conn, "lost_workers"):
                 return []
             lost = [(r["name"], r["old"]) for r in await conn.fetch(Q["lose_workers"], silence)]
+            # the reasons of lost runs are named in corral_lost_reasons() (migration 0007)
+            stopped: list[int] = []
             if lost:
                 names = [name for name, _ in lost]
-                await conn.execute(Q["interrupt_runs"], [], names, "TIMEOUT", "worker lost")
+                rows = await conn.fetch(Q["interrupt_runs"], [], names, "TIMEOUT", "worker lost")
+                stopped += [r["job_id"] for r in rows]
             forgotten = [r["id"] for r in await conn.fetch(Q["unreported_runs"], silence)]
             if forgotten:
-                await conn.execute(
+                rows = await conn.fetch(
                     Q["interrupt_runs"], forgotten, [], "TIMEOUT", "its worker stopped reporting it"
                 )
+                stopped += [r["job_id"] for r in rows]
+            if stopped:
+                # a job of a job type runs max_tries times at most, lost runs counted
+                await conn.execute(Q["fail_exhausted"], stopped)
             return lost
 
         lost = await self._db.transact(work)

@@ -47,7 +47,12 @@ class Workers:
 
         async def work(conn: Conn) -> None:
             await conn.execute(Q["register"], name, ip, slots)
-            await conn.execute(RUNS["interrupt_runs"], [], [name], "CANCELED", "worker restarted")
+            # a reason named in corral_lost_reasons() (migration 0007): a lost run
+            rows = await conn.fetch(
+                RUNS["interrupt_runs"], [], [name], "CANCELED", "worker restarted"
+            )
+            if rows:
+                await conn.execute(RUNS["fail_exhausted"], [r["job_id"] for r in rows])
             if rules is not None:
                 await self._set_rules(conn, name, rules)
 

@@ -36,16 +36,21 @@ VALUES (NULL, 'algorithm-unknown', 'Algorithm Unknown',
        (NULL, 'node-lost', 'Node Lost', 'The node running the job was lost.', 'SYSTEM', true,
         true);
 
+-- Why a run ends when its worker is lost (core/runs.py and core/workers.py write these
+-- reasons): silent past the worker timeout, no longer reporting the run, restarted.
+CREATE FUNCTION corral_lost_reasons() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['worker lost', 'its worker stopped reporting it', 'worker restarted']
+$$;
+
 -- The error a job of a type ended with, by name: none unless it is in ERROR; from its last
--- run, a code its manifest names, else `algorithm-unknown`, `timeout` past its timeout,
--- `node-lost` when its worker was lost.
+-- run, `node-lost` when its worker was lost, `timeout` past its timeout, else the error
+-- its manifest names for the exit code, else `algorithm-unknown`.
 CREATE FUNCTION corral_job_error(manifest jsonb, job_state text, run_state text,
                                  exit_code bigint, reason text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN job_state <> 'ERROR' THEN NULL
-        WHEN run_state = 'TIMEOUT'
-             AND reason IN ('worker lost', 'its worker stopped reporting it') THEN 'node-lost'
+        WHEN reason = ANY (corral_lost_reasons()) THEN 'node-lost'
         WHEN run_state = 'TIMEOUT' THEN 'timeout'
         ELSE coalesce((SELECT e ->> 'name'
                          FROM jsonb_array_elements(coalesce(manifest -> 'job' -> 'errors',

@@ -331,3 +331,29 @@ def test_a_deleted_group_of_a_type_is_made_again_for_its_next_job(api: httpx.Cli
     again = api.get(f"/api/jobs/{second}").json()["parent"]
     assert again != group
     assert api.get(f"/api/jobs/{again}").json()["title"] == "adder 1.0.0"
+
+
+def test_a_job_whose_worker_keeps_getting_lost_fails_after_max_tries(api: httpx.Client) -> None:
+    type_id = api.post("/v6/job-types/", json={"docker_image": "", "manifest": manifest()}).json()[
+        "id"
+    ]
+    job_id = queue(api, type_id, A=1, B=1)
+    register = {"name": "node-flaky", "slots": 1}
+    for attempt in range(1, 4):
+        assert api.post("/api/v2/workers/register", json=register).status_code == 200
+        picked = api.post("/api/v2/workers/node-flaky/pick", json={"slots": 1, "wait": 10})
+        assert [r["job"] for r in picked.json()["runs"]] == [job_id], picked.text
+        # the worker restarts mid-run: its run is lost
+        assert api.post("/api/v2/workers/register", json=register).status_code == 200
+        job = api.get(f"/v6/jobs/{job_id}/").json()
+        assert job["num_exes"] == attempt
+        if attempt < 3:
+            assert (job["status"], job["error"]) == ("QUEUED", None)
+    assert job["status"] == "FAILED"
+    error = job["error"]
+    assert (error["name"], error["category"], error["is_builtin"]) == ("node-lost", "SYSTEM", True)
+    assert error["should_be_retried"] is True
+    failures = api.get("/v6/job-types/system-failures/").json()["results"]
+    assert [(f["job_type"]["id"], f["error"]["name"], f["count"]) for f in failures] == [
+        (type_id, "node-lost", 1)
+    ]

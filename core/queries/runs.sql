@@ -103,7 +103,7 @@ SELECT id, state FROM job;
 -- name: interrupt_runs
 -- Stop the runs of the leaves below $1 (job ids) and of the workers $2: each job goes
 -- back to waiting (or blocked), each event ends as $3 with the reason $4. The worker
--- process learns it at its next heartbeat.
+-- process learns it at its next heartbeat. Answers the jobs stopped.
 WITH clock AS MATERIALIZED (
     SELECT corral_clock() AS now
 ), stopped AS (
@@ -114,22 +114,24 @@ WITH clock AS MATERIALIZED (
       FROM jobs o, clock
      WHERE o.id = j.id AND j.state = 'WORKING' AND j.command <> ''
        AND (j.id = ANY ($1::bigint[]) OR j.path && $1::bigint[] OR j.worker = ANY ($2::text[]))
-    RETURNING o.current_event AS event_id
+    RETURNING j.id AS job_id, o.current_event AS event_id
 ), ended AS (
     UPDATE events e
        SET state = $3, duration = clock.now - e.start, reason = $4
       FROM stopped, clock WHERE e.id = stopped.event_id AND e.state = 'WORKING'
     RETURNING e.id, e.worker
+), freed AS (
+    UPDATE workers w
+       SET state = CASE
+               WHEN w.state = 'TIMEOUT' THEN 'TIMEOUT'
+               WHEN EXISTS (SELECT 1 FROM events o WHERE o.worker = w.name AND o.state = 'WORKING'
+                               AND o.id NOT IN (SELECT id FROM ended)) THEN 'WORKING'
+               ELSE 'WAITING' END,
+           current_event = CASE WHEN w.current_event IN (SELECT id FROM ended)
+                                THEN NULL ELSE w.current_event END
+     WHERE w.name IN (SELECT worker FROM ended)
 )
-UPDATE workers w
-   SET state = CASE
-           WHEN w.state = 'TIMEOUT' THEN 'TIMEOUT'
-           WHEN EXISTS (SELECT 1 FROM events o WHERE o.worker = w.name AND o.state = 'WORKING'
-                           AND o.id NOT IN (SELECT id FROM ended)) THEN 'WORKING'
-           ELSE 'WAITING' END,
-       current_event = CASE WHEN w.current_event IN (SELECT id FROM ended)
-                            THEN NULL ELSE w.current_event END
- WHERE w.name IN (SELECT worker FROM ended);
+SELECT job_id FROM stopped;
 
 -- name: run_states
 -- the state of each of a worker's runs $2 (event ids), and why it stopped if it did
@@ -205,3 +207,16 @@ SELECT corral_epoch();
 -- name: release_held
 -- delayed retries whose time has come
 UPDATE jobs SET held_until = 0 WHERE held_until > 0 AND held_until <= corral_epoch();
+
+-- name: fail_exhausted
+-- Those of the jobs $1 (just stopped: interrupt_runs) that are made from job types, whose
+-- last run was lost with its worker, and that have run their type's max_tries times:
+-- they fail (node-lost) instead of waiting to run again.
+UPDATE jobs j
+   SET state = 'ERROR'
+  FROM job_type_revisions r, job_types t
+ WHERE j.id = ANY ($1::bigint[]) AND r.id = j.job_type_revision_id AND t.id = r.job_type_id
+   AND j.state IN ('WAITING', 'PENDING')
+   AND (SELECT e.reason FROM events e WHERE e.job_id = j.id ORDER BY e.id DESC LIMIT 1)
+       = ANY (corral_lost_reasons())
+   AND (SELECT count(*) FROM events e WHERE e.job_id = j.id) >= t.max_tries;
