@@ -28,6 +28,7 @@ from core.plugins import Plugins
 from core.tokens import Tokens
 from worker import commands
 from worker.agent import run_agent
+from worker.machine import detected_resources, parse_resources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plugins":
             return _plugins(load(args.config))
         if args.command == "worker":
-            run_agent(args.server, args.name, args.affinity, args.slots, args.token or "")
+            offered = {**detected_resources(), **args.resources}
+            run_agent(args.server, args.name, args.affinity, args.slots, args.token or "", offered)
             return 0
         if args.command == "token":
             return _token(args, load(args.config))
@@ -103,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
         help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"',
     )
     worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once (default 1)")
+    worker.add_argument(
+        "--resources",
+        type=_resources,
+        default={},
+        help="what the node offers jobs that declare needs, over what is detected (its "
+        'cores as cpus, memory in MB as mem, NVIDIA GPUs as gpus): "cpus=16,mem=64000,gpus=2"',
+    )
     worker.add_argument("--token", default=token_default, help=_TOKEN_HELP)
 
     submit = sub.add_parser("submit", help="submit a command or a JSON file of a job tree")
@@ -379,6 +388,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _resources(text: str) -> dict[str, float]:
+    try:
+        return parse_resources(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -60,6 +60,9 @@ class _Demand(msgspec.Struct):
     running: int
     # one text per rule: the affinity ids joined by commas
     rules: list[str]
+    # what it offers, and what its running jobs take of it
+    resources: dict[str, float]
+    in_use: dict[str, float]
 
 
 class _SetQueue:
@@ -167,7 +170,7 @@ class Planner:
                     jobs.append(job.id)
                     assigned_to.append(worker.name)
                     if admitting:
-                        farm = _with_run(farm, job)
+                        farm = _with_run(farm, job, worker.name)
                 need -= len(chosen)
                 held |= held_now
                 growable = [queues[i] for _, i in ranked[worker.name] if not queues[i].exhausted]
@@ -228,7 +231,7 @@ class Planner:
                     continue
                 chosen.append(job)
                 if admit_hooks:
-                    farm = _with_run(farm, job)
+                    farm = _with_run(farm, job, worker.name)
         return chosen, held
 
     async def _more(
@@ -449,7 +452,14 @@ def _worker_view(demand: _Demand, names: dict[int, str]) -> WorkerView:
     rules = tuple(
         frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in demand.rules
     )
-    return WorkerView(name=demand.name, rules=rules, slots=demand.slots, running=demand.running)
+    return WorkerView(
+        name=demand.name,
+        rules=rules,
+        slots=demand.slots,
+        running=demand.running,
+        resources=demand.resources,
+        in_use=demand.in_use,
+    )
 
 
 class _Farm(msgspec.Struct):
@@ -473,11 +483,20 @@ def _farm(figures: str | None) -> FarmView:
     )
 
 
-def _with_run(farm: FarmView, job: JobView) -> FarmView:
+def _with_run(farm: FarmView, job: JobView, worker: str) -> FarmView:
     by_tag = Counter(farm.running_by_tag)
     by_tag.update(job.tags)
     by_user = Counter(farm.running_by_user)
     by_user[job.user] += 1
+    assigned = farm.assigned
+    if job.resources:
+        taken = Counter(assigned.get(worker, {}))
+        taken.update(job.resources)
+        assigned = {**assigned, worker: dict(taken)}
     return msgspec.structs.replace(
-        farm, running_by_tag=dict(by_tag), running_by_user=dict(by_user), running=farm.running + 1
+        farm,
+        running_by_tag=dict(by_tag),
+        running_by_user=dict(by_user),
+        running=farm.running + 1,
+        assigned=assigned,
     )

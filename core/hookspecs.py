@@ -38,6 +38,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     run_done: int
     # seconds a run may take, 0 for no limit
     timeout: int
+    # what a run needs of its worker (cpus, mem in MB, gpus, a licence...): name to amount
+    resources: Mapping[str, float] = msgspec.field(default_factory=dict)
 
 
 class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +50,10 @@ class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
     rules: tuple[frozenset[str], ...]
     slots: int
     running: int
+    # what it offers the jobs that declare needs, and what its running jobs (before this
+    # pass) take of it
+    resources: Mapping[str, float] = msgspec.field(default_factory=dict)
+    in_use: Mapping[str, float] = msgspec.field(default_factory=dict)
 
 
 class FarmView(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +68,8 @@ class FarmView(msgspec.Struct, frozen=True, kw_only=True):
     tag_limits: Mapping[str, int] = msgspec.field(default_factory=dict)
     # tags whose jobs may not start now
     held_tags: frozenset[str] = frozenset()
+    # what the jobs this pass already gave each worker need of it: worker to resources
+    assigned: Mapping[str, Mapping[str, float]] = msgspec.field(default_factory=dict)
 
 
 class DependencyView(msgspec.Struct, frozen=True, kw_only=True):

@@ -204,6 +204,7 @@ class JobTypes:
                 priority=-effective.priority,
                 timeout=manifest.job.timeout,
                 tags=[type_tag(type_id)],
+                resources={r.name: float(r.value) for r in manifest.scalars()},
             )
             meta: dict[str, object] = {"job_type": {"input": data, "configuration": public}}
             [job_id] = await self._jobs.insert(

@@ -317,6 +317,7 @@ class Jobs:
                     paused=parent_paused or bool(spec.paused) or spec.state == "PAUSED",
                     meta=meta or {},
                     job_type_revision_id=revision,
+                    resources=spec.resources,
                 )
             )
         encoded = msgspec.json.encode(rows).decode()
@@ -532,6 +533,7 @@ class _NewJob(msgspec.Struct):
     paused: bool
     meta: dict[str, object]
     job_type_revision_id: int | None
+    resources: dict[str, float]
 
 
 def _environment(env: Environment) -> str:

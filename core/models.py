@@ -10,6 +10,9 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+# a resource a job needs and a worker offers (cpus, mem in MB, gpus, a licence), and how much
+ResourceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+Amount = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 JobId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
@@ -104,6 +107,8 @@ class JobFields(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
     url: str = ""
     progress_pattern: str = ""
     tags: list[str] = msgspec.field(default_factory=list)
+    # what a run needs of its worker; workers offering resources take it only where it fits
+    resources: dict[ResourceName, Amount] = msgspec.field(default_factory=dict)
 
 
 class JobSpec(JobFields, forbid_unknown_fields=True, kw_only=True):

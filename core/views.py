@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 
 import asyncpg
+import msgspec
 
 from core.hookspecs import JobView
 
@@ -21,4 +22,10 @@ def job_view(row: asyncpg.Record, names: Mapping[int, str]) -> JobView:
         retry=row["retry"],
         run_done=row["run_done"],
         timeout=row["timeout"],
+        resources=_resources(row.get("resources")),
     )
+
+
+def _resources(text: str | None) -> dict[str, float]:
+    """A job's resources as the queries read them (JSON), for the rows that carry them."""
+    return {} if not text or text == "{}" else msgspec.json.decode(text, type=dict[str, float])

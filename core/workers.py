@@ -1,8 +1,9 @@
 """Workers: render nodes, their ordered affinity rules, and stopping or removing them."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
+import msgspec
 from msgspec import UNSET
 
 from core import affinities
@@ -39,14 +40,21 @@ class Workers:
         return await self._db.read(work)
 
     async def register(
-        self, name: str, ip: str, *, slots: int = 1, rules: str | None = None
+        self,
+        name: str,
+        ip: str,
+        *,
+        slots: int = 1,
+        rules: str | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         """A worker process starts (or a legacy worker first calls): it exists from then on.
         Runs it held in an earlier life are queued again; `rules` (when given) replace its
-        affinity rules."""
+        affinity rules; `resources` are what it offers (cpus, mem, gpus, ...)."""
+        offered = msgspec.json.encode(dict(resources or {})).decode()
 
         async def work(conn: Conn) -> None:
-            await conn.execute(Q["register"], name, ip, slots)
+            await conn.execute(Q["register"], name, ip, slots, offered)
             # a reason named in corral_lost_reasons() (migration 0007): a lost run
             rows = await conn.fetch(
                 RUNS["interrupt_runs"], [], [name], "CANCELED", "worker restarted"

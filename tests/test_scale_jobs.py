@@ -357,3 +357,20 @@ def test_a_job_whose_worker_keeps_getting_lost_fails_after_max_tries(api: httpx.
     assert [(f["job_type"]["id"], f["error"]["name"], f["count"]) for f in failures] == [
         (type_id, "node-lost", 1)
     ]
+
+
+def test_a_job_needs_the_resources_its_manifest_declares(api: httpx.Client, sql: Sql) -> None:
+    declared = manifest()
+    declared["job"]["resources"] = {
+        "scalar": [{"name": "CPUs", "value": 2}, {"name": "mem", "value": 512}]
+    }
+    type_id = api.post("/v6/job-types/", json={"docker_image": "", "manifest": declared}).json()[
+        "id"
+    ]
+    job_id = queue(api, type_id, A=1, B=1)
+    assert sql.fetchval("SELECT resources::text FROM jobs WHERE id = $1", job_id) == (
+        '{"mem": 512.0, "cpus": 2.0}'
+    )
+    # and its environment says what it was given
+    environment = api.get(f"/api/jobs/{job_id}").json()["environment"].splitlines()
+    assert {"ALLOCATED_CPUS=2", "ALLOCATED_MEM=512"} <= set(environment)

@@ -49,12 +49,21 @@ class Run:
 
 
 class Agent:
-    def __init__(self, server: str, name: str, affinity: str, slots: int, token: str = "") -> None:
+    def __init__(
+        self,
+        server: str,
+        name: str,
+        affinity: str,
+        slots: int,
+        token: str = "",
+        resources: dict[str, float] | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.name = name
         self.affinity = affinity
         self.slots = slots
+        self.resources = resources or {}
         self.runs: dict[int, Run] = {}
         self._finishes: asyncio.Queue[p.Finish] = asyncio.Queue()
         # ends of runs the next pick reports; while a pick waits, the finish loop sends them
@@ -127,7 +136,9 @@ class Agent:
     async def _register(self) -> None:
         self._settings = await self._call(
             "/api/v2/workers/register",
-            p.Register(name=self.name, affinity=self.affinity, slots=self.slots),
+            p.Register(
+                name=self.name, affinity=self.affinity, slots=self.slots, resources=self.resources
+            ),
             p.Registered,
         )
         log.info("registered as %s with %d slot(s) at %s", self.name, self.slots, self.server)
@@ -312,11 +323,18 @@ def _environment(text: str) -> dict[str, str]:
     return env
 
 
-def run_agent(server: str, name: str, affinity: str, slots: int, token: str = "") -> None:
+def run_agent(
+    server: str,
+    name: str,
+    affinity: str,
+    slots: int,
+    token: str = "",
+    resources: dict[str, float] | None = None,
+) -> None:
     """Run an agent until SIGINT or SIGTERM."""
 
     async def main() -> None:
-        agent = Agent(server, name, affinity, slots, token)
+        agent = Agent(server, name, affinity, slots, token, resources)
         task = asyncio.create_task(agent.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,5 +1,7 @@
-"""What the worker tells of its machine: the load of each core and the memory."""
+"""What the worker tells of its machine: the load of each core, the memory, and the
+resources it offers jobs."""
 
+import os
 from pathlib import Path
 
 _STAT = Path("/proc/stat")
@@ -53,3 +55,35 @@ def memory_mb() -> tuple[int, int] | None:
     if "MemTotal" not in values:
         return None
     return values.get("MemAvailable", values.get("MemFree", 0)), values["MemTotal"]
+
+
+def detected_resources() -> dict[str, float]:
+    """What this machine offers the jobs that declare needs: its cores (`cpus`), its memory
+    in megabytes (`mem`) and its NVIDIA GPUs (`gpus`, the /dev/nvidia<n> devices)."""
+    found = {"cpus": float(os.cpu_count() or 1)}
+    memory = memory_mb()
+    if memory is not None:
+        found["mem"] = float(memory[1])
+    found["gpus"] = float(sum(1 for _ in Path("/dev").glob("nvidia[0-9]*")))
+    return found
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """`cpus=16,mem=64000,gpus=2` as a mapping; raises ValueError saying what is wrong."""
+    found: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, amount = part.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"{part.strip()!r} is not name=amount")
+        try:
+            found[name] = float(amount)
+        except ValueError:
+            raise ValueError(
+                f"the amount of {name!r} is not a number: {amount.strip()!r}"
+            ) from None
+        if found[name] < 0:
+            raise ValueError(f"the amount of {name!r} is negative")
+    return found

@@ -16,6 +16,7 @@ class Register(msgspec.Struct, kw_only=True):
     name: str
     affinity: str
     slots: int
+    resources: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class Registered(msgspec.Struct, kw_only=True):

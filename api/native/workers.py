@@ -17,6 +17,7 @@ from litestar.params import JSONBody, PathParameter
 from api.access import IdentityDep, access, as_worker
 from api.params import CoreDep
 from core.errors import NotFound
+from core.models import Amount, ResourceName
 from core.pings import Machine
 from core.runs import Assignment, RunReport
 from core.service import Core
@@ -29,6 +30,7 @@ WorkerName = Annotated[
 Slots = Annotated[int, msgspec.Meta(ge=1, le=1024)]
 EventId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Megabytes = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
 # Windows reports crashes as unsigned 32-bit codes (0xC0000005), POSIX as small ints
 ExitCode = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
@@ -40,6 +42,9 @@ class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # ordered affinity rules: one per line or separated by ';', each comma-separated
     affinity: str = ""
     slots: Slots = 1
+    # what the worker offers the jobs that declare needs (cpus, mem in MB, gpus, a
+    # licence, ...): none offered, none of the resources checked
+    resources: dict[ResourceName, Amount] = msgspec.field(default_factory=dict)
 
 
 class Registered(msgspec.Struct, kw_only=True):
@@ -170,7 +175,9 @@ class WorkerProtocol(Controller):
     ) -> Registered:
         as_worker(identity, data.name)
         ip = request.client.host if request.client else ""
-        await core.workers.register(data.name, ip, slots=data.slots, rules=data.affinity)
+        await core.workers.register(
+            data.name, ip, slots=data.slots, rules=data.affinity, resources=data.resources
+        )
         d = core.config.dispatch
         return Registered(
             name=data.name,

@@ -15,7 +15,15 @@ WITH RECURSIVE planner AS MATERIALIZED (
            (SELECT count(*) FROM events e
              WHERE e.worker = w.name AND e.state = 'WORKING')::integer AS running,
            coalesce((SELECT array_agg(array_to_string(r.affinity_ids, ',') ORDER BY r.rank)
-                       FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules
+                       FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules,
+           w.resources,
+           -- what its running jobs take of what it offers (none unless it offers some)
+           CASE WHEN w.resources = '{}' THEN '{}'::jsonb ELSE coalesce(
+               (SELECT jsonb_object_agg(u.name, u.amount)
+                  FROM (SELECT k.key AS name, sum(k.value::double precision) AS amount
+                          FROM jobs j, jsonb_each_text(j.resources) AS k
+                         WHERE j.worker = w.name AND j.state = 'WORKING'
+                         GROUP BY k.key) u), '{}') END AS in_use
       FROM workers w, planner
      WHERE planner.locked AND w.wanted > 0 AND w.active AND w.state <> 'TIMEOUT'
      ORDER BY w.wanted_at
@@ -67,7 +75,7 @@ SELECT id, name FROM affinities;
 -- an EXISTS, the planner hashed the whole dependencies table for each call, expecting
 -- the whole set to be read (8 ms at 30,000 queued jobs, growing with the queue).
 SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
-       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout,
+       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
            AS has_dependencies
   FROM jobs j
@@ -79,7 +87,7 @@ SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priorit
 -- name: ready_after
 -- the next $2 after the job ($3 prio_path, $4 id) in the same order
 SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
-       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout,
+       j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
            AS has_dependencies
   FROM jobs j

@@ -59,17 +59,18 @@ SELECT coalesce(max(cardinality(s.path)) - cardinality(j.path), 0)
 -- PENDING. Answers their ids.
 INSERT INTO jobs (parent_id, path, prio_path, title, command, dir, environment, user_name,
                   url, progress_pattern, own_affinity_ids, affinity_ids, priority, retry,
-                  timeout, tags, paused, state, meta, job_type_revision_id)
+                  timeout, tags, paused, state, meta, job_type_revision_id, resources)
 SELECT $1, $2, $3::integer[] || r.priority, r.title, r.command, r.dir, r.environment,
        r.user_name, r.url, r.progress_pattern, r.own_affinity_ids, r.affinity_ids,
        r.priority, r.retry, r.timeout, r.tags, r.paused,
        CASE WHEN r.command <> '' AND corral_blocked($2, 0) THEN 'PENDING' ELSE 'WAITING' END,
-       r.meta, r.job_type_revision_id
+       r.meta, r.job_type_revision_id, r.resources
   FROM jsonb_to_recordset($4::jsonb) AS r (
            "order" integer, title text, command text, dir text, environment text,
            user_name text, url text, progress_pattern text, own_affinity_ids integer[],
            affinity_ids integer[], priority integer, retry integer, timeout integer,
-           tags text[], paused boolean, meta jsonb, job_type_revision_id bigint)
+           tags text[], paused boolean, meta jsonb, job_type_revision_id bigint,
+           resources jsonb)
  ORDER BY r."order"
 RETURNING id;
 

@@ -10,11 +10,13 @@ SELECT name FROM workers WHERE name = ANY ($1::text[]);
 SELECT name FROM workers WHERE name = $1 FOR NO KEY UPDATE;
 
 -- name: register
--- first contact, or a worker coming back: it is WAITING again unless it runs something
-INSERT INTO workers (name, ip, ping_time, slots)
-VALUES ($1, $2, corral_epoch(), $3)
+-- first contact, or a worker coming back: it is WAITING again unless it runs something;
+-- $4 the resources it offers
+INSERT INTO workers (name, ip, ping_time, slots, resources)
+VALUES ($1, $2, corral_epoch(), $3, $4::jsonb)
 ON CONFLICT (name) DO UPDATE
    SET ip = excluded.ip, ping_time = excluded.ping_time, slots = excluded.slots,
+       resources = excluded.resources,
        state = CASE WHEN workers.state = 'TIMEOUT' THEN 'WAITING' ELSE workers.state END;
 
 -- name: ensure
