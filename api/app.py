@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from api.access import authorizing, identity_of
 from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS, document_errors
+from api.genvid import genvid_routers
 from api.native import native_router
 from api.scale import ScaleError, scale_routers
 from core import migrate
@@ -21,6 +22,7 @@ from core.dispatch import PLANNING
 from core.plugins import Plugins
 from core.scheduler import Scheduler
 from core.service import Core
+from core.services import definitions
 
 VERSION = "0.1.0"
 log = logging.getLogger("corral")
@@ -47,8 +49,12 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
                 database_url, min_size=1, max_size=1, settings=PLANNING
             )
             core = Core(db, config, loaded, planning)
+            await core.vault.check()
             app.state.core = core
-            scheduler = Scheduler(database_url, config, core.planner, core.picks, core.runs)
+            await core.services.sync(definitions(config.genvid))
+            scheduler = Scheduler(
+                database_url, config, core.planner, core.picks, core.runs, core.services
+            )
             await scheduler.start()
             yield
         finally:
@@ -62,6 +68,10 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
     document_errors(routers)
+    # reads the settings files: a bad one stops the start-up here
+    genvid = genvid_routers(config)
+    document_errors(genvid)
+    routers += genvid
     scale = scale_routers()
     document_errors(scale, ScaleError)
     routers += scale

@@ -1,7 +1,7 @@
 """Request bodies: decoded once, checked against the handler's declared type with msgspec so
 a mistake is reported with its path (`Expected int, got str - at $[...].priority`)."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request
@@ -16,6 +16,9 @@ TOO_DEEP = "the request body nests arrays or objects too deeply"
 
 
 class CorralRequest(Request[Any, Any, Any]):
+    # whether "1" may stand for 1 (and 1 for true): Coalition's tools send numbers as text
+    strict: ClassVar[bool] = False
+
     async def json(self) -> Any:
         body = await self.body()
         if not body:
@@ -31,7 +34,7 @@ class CorralRequest(Request[Any, Any, Any]):
         declared = self.route_handler.parsed_fn_signature.parameters.get("data")
         if declared is not None:
             try:
-                msgspec.convert(value, declared.annotation, strict=False, str_keys=True)
+                msgspec.convert(value, declared.annotation, strict=self.strict, str_keys=True)
             except msgspec.ValidationError as exc:
                 raise Invalid(str(exc)) from None
             except RecursionError:
@@ -40,3 +43,9 @@ class CorralRequest(Request[Any, Any, Any]):
 
     def _decode(self, body: bytes) -> Any:
         return decode_json(body, type_decoders=self.route_handler.resolve_type_decoders())
+
+
+class StrictRequest(CorralRequest):
+    """Bodies whose values must have their declared JSON types (a count is a JSON integer)."""
+
+    strict = True

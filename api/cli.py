@@ -19,7 +19,7 @@ import msgspec
 import uvicorn
 
 from api.app import create_app
-from core import migrate
+from core import migrate, vault
 from core.config import Config, ConfigError, load
 from core.db import Database
 from core.embedded import EmbeddedPostgres
@@ -323,6 +323,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
             embedded = EmbeddedPostgres(data_dir)
             database_url = embedded.url
             logging.getLogger("corral").info("embedded PostgreSQL in %s", embedded.path)
+        # migrated, and the secrets' key able to open them, before anything listens
+        asyncio.run(vault.preflight(database_url, config))
         secured = asyncio.run(_with_tokens(database_url, lambda t: t.required()))
         if not secured and not _loopback(host):
             print(_OPEN_REFUSED.format(host=host), file=sys.stderr)

@@ -97,6 +97,47 @@ class CoalitionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     web_frontend: str | None = None
 
 
+Name = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
+
+class ServiceGroupConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One task group of a service: `count_init` copies of `command` at start, at most
+    `count_max`."""
+
+    # run through /bin/sh -c by corral worker
+    command: Annotated[str, msgspec.Meta(min_length=1)]
+    count_init: Count = 1
+    count_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
+    # ids of stored secrets whose names and values join the environment of each run
+    secrets: list[str] = msgspec.field(default_factory=list)
+    # affinity names, as in jobs
+    affinity: str = ""
+
+
+class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # started by POST /v1/jobs/startall
+    autostart: bool = False
+    groups: dict[Name, ServiceGroupConfig] = msgspec.field(default_factory=dict)
+
+
+class GenvidSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # JSON files: the JSON Schema of the settings document and its defaults (built-in
+    # ones shaped like Genvid's when unset); relative paths are from the config's folder
+    schema: str | None = None
+    defaults: str | None = None
+    # the AES-256-GCM key of the stored secrets; unset: genvid-secrets.key in data_dir
+    secrets_key_file: str | None = None
+    # seconds between reconcile passes of service counts
+    reconcile_interval: Seconds = 1.0
+
+
+class GenvidConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    settings: GenvidSettingsConfig = msgspec.field(default_factory=GenvidSettingsConfig)
+    # [genvid.jobs.<name>.groups.<group>]: the service jobs this server defines
+    jobs: dict[Name, ServiceConfig] = msgspec.field(default_factory=dict)
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -106,6 +147,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
     coalition: CoalitionConfig = msgspec.field(default_factory=CoalitionConfig)
     job_types: JobTypesConfig = msgspec.field(default_factory=JobTypesConfig)
+    genvid: GenvidConfig = msgspec.field(default_factory=GenvidConfig)
     # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
     plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
 
@@ -129,7 +171,34 @@ def load(path: Path | None) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     _check_patterns(path, config.commands)
-    return _with_frontend(path, config)
+    _check_services(path, config.genvid)
+    return _with_genvid_files(path, _with_frontend(path, config))
+
+
+def _check_services(path: Path, genvid: GenvidConfig) -> None:
+    for name, service in genvid.jobs.items():
+        for group_name, group in service.groups.items():
+            if group.count_init > group.count_max:
+                raise ConfigError(
+                    f"config file {path}: genvid.jobs.{name}.groups.{group_name}: count_init "
+                    f"({group.count_init}) is above count_max ({group.count_max})"
+                )
+
+
+def _with_genvid_files(path: Path, config: Config) -> Config:
+    """The config with the files of `[genvid.settings]` taken from the config's folder."""
+    settings = config.genvid.settings
+    files = {
+        key: str((path.parent / value).resolve())
+        for key in ("schema", "defaults", "secrets_key_file")
+        if (value := getattr(settings, key)) is not None
+    }
+    if not files:
+        return config
+    genvid = msgspec.structs.replace(
+        config.genvid, settings=msgspec.structs.replace(settings, **files)
+    )
+    return msgspec.structs.replace(config, genvid=genvid)
 
 
 def _with_frontend(path: Path, config: Config) -> Config:

@@ -26,7 +26,7 @@ from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
 from core.job_types import TYPE_TAG
 from core.notify import Notifier
 from core.plugins import Plugins
-from core.runs import Assignment, Started, start_runs
+from core.runs import ASSIGNMENT_COLUMNS, Assignment, Started, start_runs
 from core.sql import Queries
 from core.views import job_view
 
@@ -287,10 +287,9 @@ class Picks:
         # called when a pick starts waiting, to plan at once in this process (the
         # NOTIFY it also sends wakes the planners of the others)
         self.on_demand: Callable[[], None] = lambda: None
-        # the environment of the secret settings of job type revisions (core.job_types)
-        self.secret_environment: Callable[[Sequence[int]], Awaitable[dict[int, dict[str, str]]]] = (
-            _no_secrets
-        )
+        # what each run gets on its way to the worker (a job type's secret settings, a
+        # service's environment and loggers), applied in order
+        self.preparers: list[Callable[[list[Assignment]], Awaitable[list[Assignment]]]] = []
 
     def assigned(self, workers: Sequence[str]) -> None:
         """Runs were assigned to these workers and wait in the database for their picks."""
@@ -346,17 +345,11 @@ class Picks:
         `ended` are runs of the worker that exited with code 0, ended first, in the same
         statement (with no retry to decide and no one to tell of the change)."""
         picked = await self._pick(worker, slots, wait, ended)
-        typed = [r.revision for r in picked.runs if r.revision is not None] if picked else []
-        if not typed or picked is None:
+        if picked is None or not picked.runs:
             return picked
-        # secrets join the environment only here, on their way to the worker
-        secrets = await self.secret_environment(typed)
-        runs = [
-            msgspec.structs.replace(r, environment=_with(r.environment, secrets[r.revision]))
-            if r.revision in secrets
-            else r
-            for r in picked.runs
-        ]
+        runs = picked.runs
+        for prepare in self.preparers:
+            runs = await prepare(runs)
         return PickResult(runs, picked.finished)
 
     async def _pick(
@@ -412,7 +405,7 @@ class Picks:
     async def _deliver(self, worker: str) -> list[Assignment]:
         async def work(conn: Conn) -> list[Assignment]:
             rows = await conn.fetch(Q["deliver"], worker)
-            return [Assignment(*(r[k] for k in Assignment.__struct_fields__)) for r in rows]
+            return [Assignment(*(r[k] for k in ASSIGNMENT_COLUMNS)) for r in rows]
 
         return await self._db.statement(work)
 
@@ -429,16 +422,6 @@ class _Taken(msgspec.Struct, frozen=True):
     active: bool
     runs: list[Assignment]
     finished: frozenset[int]
-
-
-async def _no_secrets(revisions: Sequence[int]) -> dict[int, dict[str, str]]:
-    return {}
-
-
-def _with(environment: str, more: dict[str, str]) -> str:
-    """`K=V` lines with `more` of them."""
-    lines = [environment] if environment else []
-    return "\n".join([*lines, *(f"{k}={v}" for k, v in more.items())])
 
 
 def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:

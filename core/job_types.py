@@ -21,6 +21,7 @@ from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.jobs import Jobs
 from core.models import JobSpec
+from core.runs import Assignment, with_environment
 from core.secrets import Secrets
 from core.sql import Queries
 
@@ -297,6 +298,22 @@ class JobTypes:
             return found
 
         return await self._db.read(work)
+
+    async def prepare(self, runs: list[Assignment]) -> list[Assignment]:
+        """The runs with the secret settings of their job types in their environment:
+        they join it only here, on the runs' way to their worker."""
+        typed = [r.revision for r in runs if r.revision is not None]
+        if not typed:
+            return runs
+        secrets = await self.secret_environment(typed)
+        return [
+            msgspec.structs.replace(
+                r, environment=with_environment(r.environment, secrets[r.revision])
+            )
+            if r.revision in secrets
+            else r
+            for r in runs
+        ]
 
     async def _group(self, conn: Conn, row: asyncpg.Record) -> int:
         [group] = await self._jobs.insert(

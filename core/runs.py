@@ -11,11 +11,12 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from core import progress
+from core import loggers, logs, progress
 from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.hookspecs import JobState, JobView, RetryDecision, RunOutcome, RunView, WorkerState
+from core.logs import LogChunk
 from core.notify import Notifier
 from core.pings import Machine, Pings
 from core.plugins import Plugins
@@ -23,7 +24,6 @@ from core.sql import Queries
 from core.views import job_view
 
 Q = Queries("runs.sql")
-LOGS = Queries("logs.sql")
 DISPATCH = Queries("dispatch.sql")
 
 # one advisory lock per periodic pass, so replicas take turns
@@ -45,6 +45,11 @@ class Assignment(msgspec.Struct, frozen=True):
     # the job type revision the job was made from: its secret settings join the
     # environment as the run is handed over
     revision: int | None = None
+    # the service group (core.services) the job is an allocation of
+    service: int | None = None
+    # a run of a service group: the effective logger levels (logger -> level), which the
+    # worker keeps in the file it names to the task as GENVID_LOGGERS_FILE
+    loggers: dict[str, str] | None = None
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -56,7 +61,18 @@ class RunReport(msgspec.Struct, frozen=True):
     """What a worker tells of one of its runs at a heartbeat."""
 
     event: int
+    # stdout, from workers that do not tell the streams apart (legacy ones, and native
+    # ones before chunks); it comes before `chunks`
     output: bytes = b""
+    # the output since the last report, stream by stream in the order it arrived
+    chunks: tuple[LogChunk, ...] = ()
+
+    def pieces(self) -> list[LogChunk]:
+        """The output in arrival order, without empty pieces."""
+        return logs.joined((LogChunk("stdout", self.output), *self.chunks))
+
+    def size(self) -> int:
+        return len(self.output) + sum(len(c.data) for c in self.chunks)
 
 
 class RunStatus(msgspec.Struct, frozen=True):
@@ -65,6 +81,8 @@ class RunStatus(msgspec.Struct, frozen=True):
     event: int
     action: Literal["continue", "stop"]
     reason: str = ""
+    # a run of a service group: its effective logger levels now
+    loggers: dict[str, str] | None = None
 
 
 FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
@@ -77,10 +95,17 @@ async def start_runs(
     The runs `handed` (pairwise) are the caller's to give to a pick waiting in this
     process; the others are delivered to the worker's next pick, in any process."""
     rows = await conn.fetch(Q["start_runs"], list(jobs), list(workers), list(handed))
-    return [Started(r["worker"], Assignment(*(r[k] for k in _ASSIGNMENT))) for r in rows]
+    return [Started(r["worker"], Assignment(*(r[k] for k in ASSIGNMENT_COLUMNS))) for r in rows]
 
 
-_ASSIGNMENT = Assignment.__struct_fields__
+def with_environment(environment: str, more: dict[str, str]) -> str:
+    """`K=V` lines with `more` of them (later lines win where the worker reads them)."""
+    lines = [environment] if environment else []
+    return "\n".join([*lines, *(f"{k}={v}" for k, v in more.items())])
+
+
+# the columns of a run as the queries answer it; its loggers join at the pick
+ASSIGNMENT_COLUMNS = tuple(f for f in Assignment.__struct_fields__ if f != "loggers")
 
 
 class Runs:
@@ -128,17 +153,23 @@ class Runs:
             await self._notifier.jobs_changed([(job, "WORKING", new)])
         return result
 
+    def check(self, reports: Sequence[RunReport]) -> None:
+        """Refuse reports over the size bound (`limits.max_log_chunk`, both streams
+        together), before anything of the request is written."""
+        limit = self._config.limits.max_log_chunk
+        for report in reports:
+            size = report.size()
+            if size > limit:
+                raise Invalid(
+                    f"the output of run {report.event} is {size} bytes; send "
+                    f"at most {limit} bytes per run in one request"
+                )
+
     async def heartbeat(
         self, worker: str, machine: Machine, reports: Sequence[RunReport]
     ) -> list[RunStatus] | None:
         """A worker is alive and tells how its runs go; None if it is not registered."""
-        limit = self._config.limits.max_log_chunk
-        for report in reports:
-            if len(report.output) > limit:
-                raise Invalid(
-                    f"the output of run {report.event} is {len(report.output)} bytes; send "
-                    f"at most {limit} bytes per run in one request"
-                )
+        self.check(reports)
 
         async def ping(conn: Conn) -> bool:
             pinged = await conn.fetchval(
@@ -164,9 +195,19 @@ class Runs:
                     answers.append(RunStatus(report.event, "stop", row["reason"] or "stopped"))
                     continue
                 await self._record(
-                    conn, row["job"], report.event, row["progress_pattern"], report.output
+                    conn, row["job"], report.event, row["progress_pattern"], report.pieces()
                 )
                 answers.append(RunStatus(report.event, "continue"))
+            services = {
+                states[a.event]["job"]: i
+                for i, a in enumerate(answers)
+                if a.action == "continue" and states[a.event]["service_group"] is not None
+            }
+            if services:
+                # a service run's logger levels may have changed since it started
+                levels = await loggers.effective(conn, list(services))
+                for job, i in services.items():
+                    answers[i] = msgspec.structs.replace(answers[i], loggers=levels[job])
             return answers
 
         return await self._db.transact(work)
@@ -272,17 +313,20 @@ class Runs:
     async def _job(self, conn: Conn, row: asyncpg.Record) -> JobView:
         return job_view(row, await _names(conn))
 
-    async def _record(self, conn: Conn, job: int, event: int, pattern: str, output: bytes) -> None:
+    async def _record(
+        self, conn: Conn, job: int, event: int, pattern: str, pieces: Sequence[LogChunk]
+    ) -> None:
         figure: float | None = None
-        if output:
+        if pieces:
             if pattern:
+                # progress is read from the merged log, both streams as they arrived
                 tail = bytes(await conn.fetchval(Q["log_tail"], job))[-progress.TAIL_BYTES :]
                 figure = progress.parse(
                     pattern,
                     tail.decode("utf-8", errors="replace"),
-                    output.decode("utf-8", errors="replace"),
+                    b"".join(p.data for p in pieces).decode("utf-8", errors="replace"),
                 )
-            await _append(conn, job, output)
+            await logs.append(conn, job, pieces)
         await conn.execute(Q["ping_job"], job, event, figure)
 
 
@@ -313,10 +357,6 @@ def _run_view(row: asyncpg.Record, job: JobView, now: float | None = None) -> Ru
         started=started,
         elapsed=(time.time() if now is None else now) - started,
     )
-
-
-async def _append(conn: Conn, job: int, data: bytes) -> None:
-    await conn.fetchval(LOGS["append"], job, data)
 
 
 async def _names(conn: Conn) -> dict[int, str]:

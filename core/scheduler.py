@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core.config import Config
 from core.dispatch import Picks, Planner
 from core.runs import Runs
+from core.services import Services
 
 log = logging.getLogger("corral.scheduler")
 # a listener connection lost is opened again after this many seconds
@@ -25,13 +26,22 @@ _RECONNECT = 1.0
 
 class Scheduler:
     def __init__(
-        self, database_url: str, config: Config, planner: Planner, picks: Picks, runs: Runs
+        self,
+        database_url: str,
+        config: Config,
+        planner: Planner,
+        picks: Picks,
+        runs: Runs,
+        services: Services,
     ) -> None:
         self._url = database_url
         self._config = config
         self._planner = planner
         self._picks = picks
         self._runs = runs
+        self._services = services
+        self._reconciling = False
+        self._reconcile_again = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._again = False
         self._planning = False
@@ -44,6 +54,8 @@ class Scheduler:
         self._add("timeouts", self._runs.expire_timeouts, d.timeout_interval)
         self._add("lost_workers", self._runs.lose_workers, d.dead_worker_interval)
         self._add("release", self._runs.release_held, d.retry_interval)
+        self._services.on_change = self.wake_reconcile
+        self._add("reconcile", self._reconcile, self._config.genvid.settings.reconcile_interval)
         self._scheduler.start()
         self._listener = asyncio.create_task(self._listen())
 
@@ -63,6 +75,26 @@ class Scheduler:
         job = self._scheduler.get_job("plan")
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
+
+    def wake_reconcile(self) -> None:
+        """Reconcile the services now: a count, an allocation or a definition changed."""
+        if self._reconciling:
+            self._reconcile_again = True
+            return
+        job = self._scheduler.get_job("reconcile")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    async def _reconcile(self) -> None:
+        self._reconciling = True
+        try:
+            while True:
+                self._reconcile_again = False
+                await self._services.reconcile()
+                if not self._reconcile_again:
+                    return
+        finally:
+            self._reconciling = False
 
     def _add(self, name: str, func: Callable[[], Awaitable[object]], seconds: float) -> None:
         async def run() -> None:
@@ -106,6 +138,7 @@ class Scheduler:
                 conn.add_termination_listener(lambda c, lost=lost: lost.set())
                 await conn.add_listener("corral_dispatch", self._on_dispatch)
                 await conn.add_listener("corral_assigned", self._on_assigned)
+                await conn.add_listener("corral_services", self._on_services)
                 # anything that happened while no one listened
                 self.wake()
                 await lost.wait()
@@ -115,6 +148,11 @@ class Scheduler:
     def _on_dispatch(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if payload != self._picks.mark:
             self.wake()
+
+    def _on_services(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        if isinstance(payload, str) and payload.isdigit():
+            self._services.heard(int(payload))
+        self.wake_reconcile()
 
     def _on_assigned(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if isinstance(payload, str):

@@ -4,13 +4,18 @@ from core.affinities import Affinities
 from core.config import Config
 from core.db import Database
 from core.dispatch import Picks, Planner
+from core.documents import Documents, ResultsFeed
 from core.events import Events
 from core.job_types import JobTypes
 from core.jobs import Jobs
+from core.loggers import Loggers
+from core.logs import Logs
 from core.plugins import Plugins
 from core.runs import Runs
 from core.secrets import Secrets
+from core.services import Services
 from core.tokens import Tokens
+from core.vault import Vault
 from core.workers import Workers
 
 
@@ -31,5 +36,15 @@ class Core:
         self.job_types = JobTypes(db, config, self.jobs, Secrets(config.server.secret_key_path()))
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
-        self.picks.secret_environment = self.job_types.secret_environment
+        self.logs = Logs(db)
+        self.documents = Documents(db)
+        self.vault = Vault(db, config)
+        # the events results feed of this process (the Genvid face's)
+        self.event_results = ResultsFeed()
+        self.services = Services(db, config, self.jobs)
+        self.loggers = Loggers(db)
+        self.picks.preparers = [
+            self.job_types.prepare,
+            self.services.preparer(self.vault.environment),
+        ]
         self.planner = Planner(planning or db, config, plugins, self.picks)

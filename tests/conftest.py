@@ -56,10 +56,13 @@ class Sql:
         """Every row of every Corral table, to show a refused request changed nothing."""
         tables = [
             "jobs", "dependencies", "affinities", "workers", "worker_rules", "events",
-            "job_types", "job_type_revisions",
+            "job_types", "job_type_revisions", "services", "service_groups",
+            "service_allocations", "logger_defaults", "logger_overrides", "documents",
+            "genvid_secrets", "service_index",
         ]  # fmt: skip
         return {
-            t: [tuple(r) for r in self.fetch(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in tables
+            t: [tuple(r) for r in self.fetch(f"SELECT * FROM {t} ORDER BY ({t}.*)::text")]
+            for t in tables
         }
 
 

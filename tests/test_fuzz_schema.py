@@ -168,7 +168,7 @@ def nested(
     """Bodies nesting arrays and objects far deeper than any route reads, up to what the
     default body limit lets through, to a seeded job or worker: the JSON decoder must
     refuse them, not fail."""
-    path = {p.name: known[p.name][0] for p in operation.path_parameters}
+    path = {p.name: known.get(p.name, ["x"])[0] for p in operation.path_parameters}
 
     def case(depth: int, nesting: tuple[str, str], core: str) -> schemathesis.Case:
         opener, closer = nesting

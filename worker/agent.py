@@ -2,11 +2,17 @@
 it ended, and keeps going through server outages without losing a result."""
 
 import asyncio
+import codecs
 import contextlib
+import itertools
 import logging
 import os
 import random
+import shutil
 import signal
+import tempfile
+import time
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -30,6 +36,11 @@ _BACKOFF_MAX = 30.0
 _IDLE_HEARTBEAT = 5.0
 # bytes of one run's output per request, well under the server's [limits] max_log_chunk
 _CHUNK = 256 * 1024
+# chunks of one run per request: the server takes 4096
+_PIECES = 1024
+# the variable naming the file of a service run's logger levels, and the file's name
+LOGGERS_VARIABLE = "GENVID_LOGGERS_FILE"
+_LOGGERS_FILE = "loggers.json"
 
 
 class ProtocolError(Exception):
@@ -40,12 +51,71 @@ class ProtocolError(Exception):
         self.status = status
 
 
+class Output:
+    """A run's output not sent yet: pieces of one stream each, in the order they arrived.
+    Each piece is valid UTF-8: a character split between two reads of a pipe waits for
+    its end, and bytes that are not UTF-8 become U+FFFD, stream by stream."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[tuple[p.Stream, bytearray]] = deque()
+        self._decoders = {
+            stream: codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for stream in ("stdout", "stderr")
+        }
+        self.size = 0
+
+    def add(self, stream: p.Stream, data: bytes, final: bool = False) -> None:
+        """What a read of `stream` brought; `final` at its end."""
+        text = self._decoders[stream].decode(data, final)
+        if not text:
+            return
+        encoded = text.encode()
+        if self._pieces and self._pieces[-1][0] == stream:
+            self._pieces[-1][1].extend(encoded)
+        else:
+            self._pieces.append((stream, bytearray(encoded)))
+        self.size += len(encoded)
+
+    def peek(self, limit: int = _CHUNK, pieces: int = _PIECES) -> tuple[list[p.Chunk], int]:
+        """The chunks of the next request, at most `limit` bytes in at most `pieces`
+        chunks, cut on a character boundary, and their size in bytes."""
+        chunks: list[p.Chunk] = []
+        taken = 0
+        for stream, data in itertools.islice(self._pieces, pieces):
+            size = min(len(data), limit - taken)
+            # not inside a UTF-8 sequence: continuation bytes are 0b10xxxxxx
+            while 0 < size < len(data) and data[size] & 0xC0 == 0x80:
+                size -= 1
+            if size == 0:
+                break
+            chunks.append(p.Chunk(stream=stream, data=bytes(data[:size]).decode()))
+            taken += size
+            if size < len(data):
+                break
+        return chunks, taken
+
+    def drop(self, size: int) -> None:
+        """Forget the first `size` bytes, which the server has. Output added since the
+        peek is only ever at the end, so the same bytes go."""
+        self.size -= size
+        while size:
+            data = self._pieces[0][1]
+            if len(data) > size:
+                del data[:size]
+                return
+            size -= len(data)
+            self._pieces.popleft()
+
+
 @dataclass
 class Run:
     assignment: p.Assignment
     process: asyncio.subprocess.Process | None = None
-    output: bytearray = field(default_factory=bytearray)
+    output: Output = field(default_factory=Output)
     stopping: str = ""
+    # a service run's own directory, holding its loggers file, and the levels written
+    private: str | None = None
+    loggers: dict[str, str] | None = None
 
 
 class Agent:
@@ -95,8 +165,9 @@ class Agent:
             finally:
                 for task in tasks:
                     task.cancel()
-                for run in list(self.runs.values()):
-                    await self._kill(run, "worker shutting down")
+                await asyncio.gather(
+                    *(self._kill(run, "worker shutting down") for run in list(self.runs.values()))
+                )
 
     # -- talking to the server ----------------------------------------------------------
 
@@ -187,27 +258,44 @@ class Agent:
     # -- running ------------------------------------------------------------------------
 
     async def _execute(self, run: Run) -> None:
+        try:
+            await self._run_process(run)
+        finally:
+            # also when the agent is cancelled on its way out
+            if run.private is not None:
+                shutil.rmtree(run.private, ignore_errors=True)
+
+    async def _run_process(self, run: Run) -> None:
         a = run.assignment
         log.info("job %d (%s) starts: %s", a.job, a.title, a.command)
         env = {**os.environ, **_environment(a.environment)}
         try:
+            if a.loggers is not None:
+                run.private = tempfile.mkdtemp(prefix=f"corral-run-{a.event}-")
+                env[LOGGERS_VARIABLE] = write_loggers(run.private, a.loggers)
+                run.loggers = a.loggers
             run.process = await asyncio.create_subprocess_shell(
                 a.command,
                 cwd=a.dir or None,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stderr=asyncio.subprocess.PIPE,
                 # its own process group, so stopping it stops everything it started
                 start_new_session=True,
             )
         except OSError as exc:
-            run.output += f"corral worker: cannot start the command: {exc}\n".encode()
+            run.output.add("stderr", f"corral worker: cannot start the command: {exc}\n".encode())
             await self._finished(run, 127)
             return
         assert run.process.stdout is not None
-        while chunk := await run.process.stdout.read(65536):
-            run.output += chunk
+        assert run.process.stderr is not None
+        # both pipes at once: whichever has output is read first, so the chunks keep the
+        # order in which the streams were written, and neither pipe fills up and blocks
+        await asyncio.gather(
+            _pump(run.output, "stdout", run.process.stdout),
+            _pump(run.output, "stderr", run.process.stderr),
+        )
         code = await run.process.wait()
         await self._finished(run, code)
 
@@ -217,36 +305,45 @@ class Agent:
         log.info("job %d ends with exit code %d%s", a.job, code, stopped)
         async with self._sending:
             # what does not fit in one request goes first, while the run is still current
-            while len(run.output) > _CHUNK:
-                size = _cut(run.output)
-                text = bytes(run.output[:size]).decode("utf-8", errors="replace")
-                beat = p.Heartbeat(runs=[p.RunHeartbeat(event=a.event, output=text)])
+            while True:
+                chunks, size = run.output.peek()
+                if size in (run.output.size, 0):
+                    break
+                beat = p.Heartbeat(runs=[p.RunHeartbeat(event=a.event, chunks=chunks)])
                 try:
                     await self._call(self._path("heartbeat"), beat, p.HeartbeatAnswer)
                 except ProtocolError as exc:
                     log.warning("output of job %d refused (%s)", a.job, exc)
-                del run.output[:size]
-            output = run.output.decode("utf-8", errors="replace")
-            run.output.clear()
+                run.output.drop(size)
+            run.output.drop(size)
             self.runs.pop(a.event, None)
         if self._picking:
-            await self._finishes.put(p.Finish(event=a.event, exit_code=code, output=output))
+            await self._finishes.put(p.Finish(event=a.event, exit_code=code, chunks=chunks))
         else:
             # the pick loop wakes for the free slot and reports it with its next pick
-            self._unreported.append(p.Ended(event=a.event, exit_code=code, output=output))
+            self._unreported.append(p.Ended(event=a.event, exit_code=code, chunks=chunks))
         self._slot_free.set()
 
     async def _kill(self, run: Run, reason: str) -> None:
-        if run.stopping or run.process is None or run.process.returncode is not None:
+        # a leader that has exited may have left the group running: it is stopped too
+        if run.stopping or run.process is None:
             return
         run.stopping = reason
         log.info("stopping job %d: %s", run.assignment.job, reason)
         pgid = run.process.pid
+        deadline = time.monotonic() + KILL_GRACE
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(run.process.wait(), KILL_GRACE)
-        except TimeoutError:
+        # the leader may go while what it started lives on (a shell that did not exec its
+        # command, a child ignoring SIGTERM) and holds the output pipes, so the run would
+        # never end: the whole group gets the grace, then SIGKILL
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            await asyncio.sleep(0.1)
+        if _group_alive(pgid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
 
@@ -266,9 +363,8 @@ class Agent:
                 sent: dict[int, int] = {}
                 reports = []
                 for event, run in self.runs.items():
-                    sent[event] = _cut(run.output)
-                    text = bytes(run.output[: sent[event]]).decode("utf-8", errors="replace")
-                    reports.append(p.RunHeartbeat(event=event, output=text))
+                    chunks, sent[event] = run.output.peek()
+                    reports.append(p.RunHeartbeat(event=event, chunks=chunks))
                 memory = memory_mb()
                 beat = p.Heartbeat(
                     runs=reports,
@@ -286,11 +382,15 @@ class Agent:
                             self._spawn(self._kill(run, "the server no longer knows this worker"))
                     continue
                 for event, size in sent.items():
-                    del self.runs[event].output[:size]
+                    self.runs[event].output.drop(size)
             for reply in answer.runs:
-                stopped = self.runs.get(reply.event)
-                if reply.action == "stop" and stopped is not None:
-                    self._spawn(self._kill(stopped, reply.reason or "stopped by the server"))
+                current = self.runs.get(reply.event)
+                if current is None:
+                    continue
+                if reply.action == "stop":
+                    self._spawn(self._kill(current, reply.reason or "stopped by the server"))
+                elif reply.loggers is not None:
+                    _update_loggers(current, reply.loggers)
 
     async def _finish_loop(self) -> None:
         while True:
@@ -302,16 +402,52 @@ class Agent:
                 log.error("the server refused the end of run %d: %s", finish.event, exc)
 
 
-def _cut(output: bytearray) -> int:
-    """How much of `output` one request carries: at most _CHUNK bytes, ending on a
-    character boundary."""
-    if len(output) <= _CHUNK:
-        return len(output)
-    end = _CHUNK
-    # not inside a UTF-8 sequence: continuation bytes are 0b10xxxxxx
-    while end > _CHUNK - 4 and output[end] & 0xC0 == 0x80:
-        end -= 1
-    return end
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # not ours: the group is gone and its number taken by another user's
+        return False
+    return True
+
+
+async def _pump(output: Output, stream: p.Stream, pipe: asyncio.StreamReader) -> None:
+    while data := await pipe.read(65536):
+        output.add(stream, data)
+    output.add(stream, b"", final=True)
+
+
+def write_loggers(directory: str, loggers: dict[str, str]) -> str:
+    """Write `loggers` as a JSON object to the loggers file in `directory`; its path.
+    The file is replaced in one step (a new file renamed over it), so a task reading it
+    sees the old map or the new one, never a part."""
+    path = os.path.join(directory, _LOGGERS_FILE)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".loggers-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(msgspec.json.encode(loggers))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def _update_loggers(run: Run, loggers: dict[str, str]) -> None:
+    """Rewrite the run's loggers file when the server tells other levels; only a run that
+    was given one at its start has it."""
+    if run.private is None or loggers == run.loggers:
+        return
+    try:
+        write_loggers(run.private, loggers)
+    except OSError as exc:
+        # the levels stay as they were; the next answer that tells them tries again
+        log.warning("cannot write the loggers of job %d: %s", run.assignment.job, exc)
+        return
+    run.loggers = loggers
 
 
 def _environment(text: str) -> dict[str, str]:

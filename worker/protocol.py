@@ -10,6 +10,8 @@ import msgspec
 
 PROTOCOL: Final = 1
 
+Stream = Literal["stdout", "stderr"]
+
 
 class Register(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
@@ -27,10 +29,18 @@ class Registered(msgspec.Struct, kw_only=True):
     worker_timeout: float
 
 
-class Ended(msgspec.Struct, kw_only=True):
+class Chunk(msgspec.Struct, kw_only=True):
+    """Output of one stream of a run, as it arrived."""
+
+    stream: Stream
+    data: str
+
+
+class Ended(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: int
     exit_code: int
-    output: str = ""
+    # the output not sent by heartbeats, in the order it arrived
+    chunks: list[Chunk] = msgspec.field(default_factory=list)
 
 
 class Pick(msgspec.Struct, kw_only=True):
@@ -50,6 +60,8 @@ class Assignment(msgspec.Struct, kw_only=True):
     user: str
     progress_pattern: str
     timeout: int
+    # a run of a service group: logger levels for the task's GENVID_LOGGERS_FILE
+    loggers: dict[str, str] | None = None
 
 
 class RunResult(msgspec.Struct, kw_only=True):
@@ -63,9 +75,9 @@ class Picked(msgspec.Struct, kw_only=True):
     results: list[RunResult] = msgspec.field(default_factory=list)
 
 
-class RunHeartbeat(msgspec.Struct, kw_only=True):
+class RunHeartbeat(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: int
-    output: str = ""
+    chunks: list[Chunk] = msgspec.field(default_factory=list)
 
 
 class Heartbeat(msgspec.Struct, kw_only=True):
@@ -80,6 +92,8 @@ class RunAnswer(msgspec.Struct, kw_only=True):
     event: int
     action: Literal["continue", "stop"]
     reason: str = ""
+    # a run of a service group: its logger levels now, when the server tells them
+    loggers: dict[str, str] | None = None
 
 
 class HeartbeatAnswer(msgspec.Struct, kw_only=True):

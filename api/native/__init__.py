@@ -4,13 +4,14 @@ from litestar import Router
 
 from api.body import CorralRequest
 from api.native.jobs import JobsController
+from api.native.services import ServicesController
 from api.native.workers import WorkerProtocol
 
 
 def native_router() -> Router:
     return Router(
         path="/api/v2",
-        route_handlers=[JobsController, WorkerProtocol],
+        route_handlers=[JobsController, ServicesController, WorkerProtocol],
         request_class=CorralRequest,
         tags=["native"],
     )

@@ -13,10 +13,12 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
+from msgspec import UNSET, UnsetType
 
 from api.access import IdentityDep, access, as_worker
 from api.params import CoreDep
 from core.errors import NotFound
+from core.logs import LogChunk
 from core.models import Amount, ResourceName
 from core.pings import Machine
 from core.runs import Assignment, RunReport
@@ -33,6 +35,26 @@ Megabytes = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 # Windows reports crashes as unsigned 32-bit codes (0xC0000005), POSIX as small ints
 ExitCode = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# logger name -> level, for the task's GENVID_LOGGERS_FILE
+Loggers = dict[str, str]
+
+
+class Chunk(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Output of one stream of a run, as it arrived."""
+
+    stream: Literal["stdout", "stderr"]
+    data: str
+
+
+# a bound on rows per run per request besides the bytes (limits.max_log_chunk): output
+# alternating between the streams byte by byte would be a row per byte
+Chunks = Annotated[list[Chunk], msgspec.Meta(max_length=4096)]
+
+
+def _report(event: int, output: str, chunks: list[Chunk]) -> RunReport:
+    return RunReport(
+        event, output.encode(), tuple(LogChunk(c.stream, c.data.encode()) for c in chunks)
+    )
 
 
 class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -62,8 +84,13 @@ class Ended(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     event: EventId
     exit_code: ExitCode
-    # output not yet sent by a heartbeat
+    # stdout not yet sent by a heartbeat, from workers that send no chunks
     output: str = ""
+    # output not yet sent by a heartbeat, in the order it arrived (after `output`)
+    chunks: Chunks = msgspec.field(default_factory=list)
+
+    def report(self) -> RunReport:
+        return _report(self.event, self.output, self.chunks)
 
 
 FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
@@ -102,6 +129,9 @@ class Run(msgspec.Struct, kw_only=True):
     user: str
     progress_pattern: str
     timeout: int
+    # a run of a service group: its logger levels, which the worker writes to the file it
+    # names to the task as GENVID_LOGGERS_FILE; left out for other runs
+    loggers: Loggers | UnsetType = UNSET
 
     @classmethod
     def of(cls, run: Assignment) -> "Run":
@@ -115,6 +145,7 @@ class Run(msgspec.Struct, kw_only=True):
             user=run.user,
             progress_pattern=run.progress_pattern,
             timeout=run.timeout,
+            loggers=UNSET if run.loggers is None else run.loggers,
         )
 
 
@@ -127,8 +158,13 @@ class Picked(msgspec.Struct, kw_only=True):
 
 class RunHeartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     event: EventId
-    # the run's output since the last heartbeat
+    # the run's stdout since the last heartbeat, from workers that send no chunks
     output: str = ""
+    # the run's output since the last heartbeat, in the order it arrived (after `output`)
+    chunks: Chunks = msgspec.field(default_factory=list)
+
+    def report(self) -> RunReport:
+        return _report(self.event, self.output, self.chunks)
 
 
 class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -146,6 +182,8 @@ class RunAnswer(msgspec.Struct, kw_only=True):
     action: Literal["continue", "stop"]
     # why to stop: paused, reset, deleted, worker stopped, timeout, ...
     reason: str = ""
+    # a run of a service group: its logger levels now; left out for other runs
+    loggers: Loggers | UnsetType = UNSET
 
 
 class HeartbeatAnswer(msgspec.Struct, kw_only=True):
@@ -193,12 +231,14 @@ class WorkerProtocol(Controller):
         opt=access("worker"),
     )
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
+        # output over the bound anywhere refuses the whole pick before any run is ended
+        core.runs.check([ended.report() for ended in data.finished])
         # runs that exited with code 0 and have nothing more to say end within the pick's
         # own statement, when no plugin needs to hear of each change; the others first,
         # one by one, in the order reported
         quiet: set[int] = set()
         if core.runs.ends_quietly():
-            loud = {e.event for e in data.finished if e.exit_code != 0 or e.output}
+            loud = {e.event for e in data.finished if e.exit_code != 0 or e.output or e.chunks}
             quiet = {e.event for e in data.finished} - loud
         results: list[FinishResult | None] = [
             None if ended.event in quiet else await _finish(core, name, ended)
@@ -235,12 +275,19 @@ class WorkerProtocol(Controller):
         machine = Machine(
             cpu=data.cpu, free_memory=data.free_memory, total_memory=data.total_memory
         )
-        reports = [RunReport(r.event, r.output.encode()) for r in data.runs]
-        answers = await core.runs.heartbeat(name, machine, reports)
+        answers = await core.runs.heartbeat(name, machine, [r.report() for r in data.runs])
         if answers is None:
             raise NotFound(f"worker {name!r} is not registered")
         return HeartbeatAnswer(
-            runs=[RunAnswer(event=a.event, action=a.action, reason=a.reason) for a in answers]
+            runs=[
+                RunAnswer(
+                    event=a.event,
+                    action=a.action,
+                    reason=a.reason,
+                    loggers=UNSET if a.loggers is None else a.loggers,
+                )
+                for a in answers
+            ]
         )
 
     @post(
@@ -254,6 +301,7 @@ class WorkerProtocol(Controller):
 
 
 async def _finish(core: Core, name: str, ended: Ended) -> FinishResult:
-    if ended.output:
-        await core.runs.heartbeat(name, Machine(), [RunReport(ended.event, ended.output.encode())])
+    report = ended.report()
+    if report.pieces():
+        await core.runs.heartbeat(name, Machine(), [report])
     return await core.runs.finish(name, ended.event, ended.exit_code)

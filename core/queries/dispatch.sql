@@ -133,7 +133,7 @@ WITH clock AS MATERIALIZED (
        AND j.id = e.job_id AND j.current_event = e.id
     RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
               j.user_name AS "user", j.progress_pattern, j.timeout,
-              j.job_type_revision_id AS revision
+              j.job_type_revision_id AS revision, j.service_group AS service
 ), asked AS (
     UPDATE workers w
        SET wanted = CASE WHEN w.active AND NOT EXISTS (SELECT 1 FROM runs) THEN $2 ELSE 0 END,
@@ -172,4 +172,4 @@ UPDATE events e
    AND j.id = e.job_id AND j.current_event = e.id
 RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
           j.user_name AS "user", j.progress_pattern, j.timeout,
-          j.job_type_revision_id AS revision;
+          j.job_type_revision_id AS revision, j.service_group AS service;

@@ -15,7 +15,8 @@ WITH clock AS MATERIALIZED (
     -- by primary key only: with the ready-queue conditions here the planner may walk
     -- the whole ready index when its statistics lag behind a bulk load
     SELECT j.id, j.title, j.state, j.paused, j.command, j.held_until, j.dir, j.environment,
-           j.user_name, j.progress_pattern, j.timeout, j.job_type_revision_id, pairs.worker,
+           j.user_name, j.progress_pattern, j.timeout, j.job_type_revision_id, j.service_group,
+           pairs.worker,
            pairs.handed
       FROM jobs j JOIN pairs ON pairs.job_id = j.id
      FOR NO KEY UPDATE OF j SKIP LOCKED
@@ -47,7 +48,7 @@ WITH clock AS MATERIALIZED (
 )
 SELECT e.worker, e.id AS event, e.job_id AS job, r.title, r.command, r.dir, r.environment,
        r.user_name AS "user", r.progress_pattern, r.timeout,
-       r.job_type_revision_id AS revision
+       r.job_type_revision_id AS revision, r.service_group AS service
   FROM event e JOIN ready r ON r.id = e.job_id, told;
 
 -- name: lock_run
@@ -135,7 +136,7 @@ SELECT job_id FROM stopped;
 
 -- name: run_states
 -- the state of each of a worker's runs $2 (event ids), and why it stopped if it did
-SELECT e.id, e.state, e.reason, j.progress_pattern, j.id AS job
+SELECT e.id, e.state, e.reason, j.progress_pattern, j.id AS job, j.service_group
   FROM events e LEFT JOIN jobs j ON j.id = e.job_id AND j.current_event = e.id
  WHERE e.id = ANY ($2::bigint[]) AND e.worker = $1;
 
