@@ -261,6 +261,11 @@ class Jobs:
         face keeps of each of them."""
         return await self._submit(conn, parent_id, specs, revision=revision, meta=meta or {})
 
+    async def depend(self, conn: Conn, pairs: Sequence[tuple[int, Sequence[int]]]) -> None:
+        """Make each job of `pairs` depend on its jobs, in the caller's transaction (for
+        other core services building trees)."""
+        await self._add_dependencies(conn, pairs)
+
     async def _submit(
         self,
         conn: Conn,

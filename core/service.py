@@ -17,6 +17,7 @@ from core.services import Services
 from core.tokens import Tokens
 from core.vault import Vault
 from core.workers import Workers
+from core.workflows import Workflows
 
 
 class Core:
@@ -43,6 +44,7 @@ class Core:
         self.event_results = ResultsFeed()
         self.services = Services(db, config, self.jobs)
         self.loggers = Loggers(db)
+        self.workflows = Workflows(db, self.jobs)
         self.picks.preparers = [
             self.job_types.prepare,
             self.services.preparer(self.vault.environment),

@@ -1,0 +1,54 @@
+"""The AWE face: AWE's REST API under `/awe` (docs/awe.md), for AWE's own Go worker and
+AWE's clients."""
+
+from litestar import Request, Response, Router, get, route
+from litestar.datastructures import State
+
+from api.access import access
+from api.awe.envelope import HEADERS, Envelope, error_body
+from api.awe.jobs import JobsController
+from api.awe.nodes import NodesController
+from api.awe.wire import describe
+from api.errors import shape_errors
+from api.params import CoreDep
+
+__all__ = ["awe_routers"]
+
+PREFIX = "/awe"
+
+
+def awe_routers() -> list[Router]:
+    shape_errors((PREFIX,), error_body)
+    return [
+        Router(
+            path=PREFIX,
+            route_handlers=[JobsController, NodesController, root, preflight],
+            before_request=_options,
+            after_request=_cors,
+            tags=["awe"],
+        )
+    ]
+
+
+@get("/", opt=access("read"))
+async def root(core: CoreDep, request: Request[object, object, State]) -> dict[str, object]:
+    """What the server is, as AWE answers it (not enveloped)."""
+    server = await core.workflows.server()
+    return describe(str(request.base_url).rstrip("/") + PREFIX + "/", server)
+
+
+@route("/{path:path}", http_method=["OPTIONS"], opt=access("read"), include_in_schema=False)
+async def preflight(path: str) -> Envelope:
+    return Envelope(status=200, data=None, error=None)
+
+
+async def _options(request: Request[object, object, State]) -> Response[Envelope] | None:
+    """Every route answers OPTIONS as AWE does: 200 and an empty envelope."""
+    if request.method != "OPTIONS":
+        return None
+    return Response(Envelope(status=200, data=None, error=None), status_code=200)
+
+
+async def _cors(response: Response[object]) -> Response[object]:
+    response.headers.update(HEADERS)
+    return response

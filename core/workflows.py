@@ -1,0 +1,421 @@
+"""Workflows: jobs of tasks, each task a group of workunits (AWE's jobs, docs/awe.md).
+
+A workflow is a root group, each task a child group and each workunit a leaf: `totalwork`
+1 gives one leaf of rank 0, N > 1 gives N leaves of ranks 1..N. A task's `dependsOn` and
+its inputs' `origin` are dependencies between task groups, which hold back every leaf
+below. States are read from the tree; only `deleted` and `failed-permanent` are kept
+beside it.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from core.db import Conn, Database
+from core.errors import Invalid, NotFound
+from core.jobs import Jobs
+from core.models import JobSpec
+from core.sql import Queries
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+Q = Queries("workflows.sql")
+
+# leaves of workflows go to the clients of the workflow face only
+AFFINITY = "AWE client"
+USER = "awe"
+
+
+class IO(msgspec.Struct, kw_only=True, omit_defaults=False):
+    filename: str = ""
+    name: str = ""
+    directory: str = ""
+    host: str = ""
+    node: str = "-"
+    url: str = ""
+    size: int = 0
+    cache: bool = False
+    origin: str = ""
+    nonzero: bool = False
+    temporary: bool = False
+    shockfilename: str = ""
+    shockindex: str = ""
+    attrfile: str = ""
+    nofile: bool = False
+    delete: bool = False
+    type: str = ""
+    nodeattr: dict[str, object] = msgspec.field(default_factory=dict)
+    formoptions: dict[str, str] = msgspec.field(default_factory=dict)
+    uncompress: str = ""
+
+
+class Environ(msgspec.Struct, kw_only=True):
+    public: dict[str, str] = msgspec.field(default_factory=dict)
+    private: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Command(msgspec.Struct, kw_only=True):
+    name: str = ""
+    args: str = ""
+    args_array: list[str] = msgspec.field(default_factory=list)
+    description: str = ""
+    environ: Environ = msgspec.field(default_factory=Environ)
+
+
+class Info(msgspec.Struct, kw_only=True):
+    name: str = ""
+    xref: str = ""
+    service: str = ""
+    project: str = ""
+    user: str = ""
+    pipeline: str = ""
+    clientgroups: str = ""
+    priority: int = 1
+    noretry: bool = False
+    userattr: dict[str, str] = msgspec.field(default_factory=dict)
+    description: str = ""
+    tracking: bool = False
+
+
+class TaskDocument(msgspec.Struct, kw_only=True):
+    taskid: str
+    cmd: Command
+    dependsOn: list[str] = msgspec.field(default_factory=list)
+    totalwork: int = 1
+    maxworksize: int = 0
+    inputs: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
+    outputs: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
+    predata: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
+    userattr: dict[str, str] = msgspec.field(default_factory=dict)
+    clientgroups: str = ""
+
+
+class Document(msgspec.Struct, kw_only=True):
+    """A workflow as submitted: its info and its tasks."""
+
+    info: Info = msgspec.field(default_factory=Info)
+    tasks: list[TaskDocument] = msgspec.field(default_factory=list)
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """A task as stored: its IO as lists."""
+
+    name: str
+    cmd: Command
+    depends_on: list[str]
+    totalwork: int
+    maxworksize: int
+    inputs: list[IO]
+    outputs: list[IO]
+    predata: list[IO]
+    userattr: dict[str, str]
+    clientgroups: str
+
+
+class Stored(msgspec.Struct, kw_only=True):
+    info: Info
+    tasks: list[Task]
+
+
+TaskState = Literal["pending", "queued", "in-progress", "completed", "suspend", "failed-permanent"]
+JobState = Literal[
+    "init", "queued", "in-progress", "completed", "suspend", "failed-permanent", "deleted"
+]
+
+
+class TaskView(msgspec.Struct, kw_only=True):
+    task: Task
+    state: TaskState
+    remainwork: int
+    started: float | None
+    completed: float | None
+
+
+class Workflow(msgspec.Struct, kw_only=True):
+    id: str
+    job: int
+    info: Info
+    tasks: list[TaskView]
+    state: JobState
+    error: dict[str, object] | None
+    resumed: int
+    submitted: float
+    updated: float
+    started: float | None
+    completed: float | None
+    expiration: float | None
+
+
+class Page(msgspec.Struct, kw_only=True):
+    workflows: list[Workflow]
+    total: int
+
+
+def parse(document: bytes) -> Stored:
+    """A submitted workflow document, checked as AWE checks it."""
+    try:
+        submitted = msgspec.json.decode(document, type=Document)
+    except msgspec.ValidationError as exc:
+        raise Invalid(f"invalid job script: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"invalid job script: not JSON ({exc})") from None
+    if not submitted.tasks:
+        raise Invalid("(job.Init) invalid job script: task list empty")
+    names = [t.taskid for t in submitted.tasks]
+    tasks: list[Task] = []
+    for task in submitted.tasks:
+        if not task.taskid or "/" in task.taskid or "." in task.taskid:
+            raise Invalid(f"invalid task id {task.taskid!r}: give a name without '/' or '.'")
+        if names.count(task.taskid) > 1:
+            raise Invalid(f"invalid job script: task id {task.taskid} is used twice")
+        if not task.cmd.name:
+            raise Invalid(f"invalid job script: task {task.taskid} has no cmd.name")
+        if task.totalwork < 1:
+            raise Invalid(f"invalid job script: task {task.taskid} has totalwork < 1")
+        inputs = _listed(task.inputs)
+        files = [i.filename for i in inputs if i.filename]
+        for filename in files:
+            if files.count(filename) > 1:
+                raise Invalid(
+                    f"invalid inputs: task {task.taskid} contains multiple inputs with "
+                    f"filename={filename}"
+                )
+        tasks.append(
+            Task(
+                name=task.taskid,
+                cmd=task.cmd,
+                depends_on=list(task.dependsOn),
+                totalwork=task.totalwork,
+                maxworksize=task.maxworksize,
+                inputs=inputs,
+                outputs=_listed(task.outputs),
+                predata=_listed(task.predata),
+                userattr=task.userattr,
+                clientgroups=task.clientgroups,
+            )
+        )
+    for made in tasks:
+        for upstream in _upstream(made):
+            if upstream not in names:
+                raise Invalid(
+                    f"invalid job script: task {made.name} depends on {upstream}, which is not "
+                    "a task of the job"
+                )
+            if upstream == made.name:
+                raise Invalid(f"invalid job script: task {made.name} depends on itself")
+    info = submitted.info
+    if info.priority < 1:
+        info = msgspec.structs.replace(info, priority=1)
+    return Stored(info=info, tasks=tasks)
+
+
+def _listed(io: list[IO] | dict[str, IO]) -> list[IO]:
+    if isinstance(io, list):
+        return io
+    return [msgspec.structs.replace(v, filename=v.filename or k) for k, v in io.items()]
+
+
+def _bare(task_id: str) -> str:
+    """A task id as its task is named: `<jobid>_` prefixes dropped."""
+    return task_id.rsplit("_", 1)[-1] if "_" in task_id else task_id
+
+
+def _upstream(task: Task) -> list[str]:
+    """The tasks that must complete first: `dependsOn` and the inputs' origins."""
+    found = [_bare(d) for d in task.depends_on if d]
+    found += [_bare(i.origin) for i in task.inputs if i.origin]
+    return list(dict.fromkeys(found))
+
+
+def ranks(totalwork: int) -> list[int]:
+    """The workunit ranks of a task: 0 alone, or 1..N."""
+    return [0] if totalwork == 1 else list(range(1, totalwork + 1))
+
+
+class Server(msgspec.Struct, frozen=True):
+    """The workflow server's identity and its queue's state."""
+
+    uuid: str
+    queue_suspended: bool
+
+
+class Workflows:
+    def __init__(self, db: Database, jobs: Jobs) -> None:
+        self._db = db
+        self._jobs = jobs
+
+    async def server(self) -> Server:
+        async def work(conn: Conn) -> Server:
+            row = await conn.fetchrow(Q["server"])
+            assert row is not None, "migration 0013 made the row"
+            return Server(row["uuid"], row["queue_suspended"])
+
+        return await self._db.read(work)
+
+    async def submit(self, stored: Stored) -> Workflow:
+        """Create a workflow's tree in one transaction; the workflow as it now is."""
+        workflow_id = uuid.uuid4()
+
+        async def work(conn: Conn) -> int:
+            info = stored.info
+            [root] = await self._jobs.insert(
+                conn,
+                0,
+                [JobSpec(title=info.name or str(workflow_id), user=info.user or USER,
+                         priority=info.priority)],
+                meta={"workflow": str(workflow_id)},
+            )  # fmt: skip
+            await conn.execute(
+                Q["insert_workflow"], root, workflow_id, msgspec.json.encode(stored).decode()
+            )
+            groups: dict[str, int] = {}
+            for position, task in enumerate(stored.tasks):
+                [group] = await self._jobs.insert(conn, root, [JobSpec(title=task.name, user=USER)])
+                groups[task.name] = group
+                await conn.execute(
+                    Q["insert_task"], group, root, task.name, position, task.totalwork
+                )
+                command = " ".join(part for part in (task.cmd.name, task.cmd.args) if part)
+                await self._jobs.insert(
+                    conn,
+                    group,
+                    [
+                        JobSpec(title=f"{task.name}_{rank}", command=command, affinity=AFFINITY,
+                                user=info.user or USER)
+                        for rank in ranks(task.totalwork)
+                    ],
+                )  # fmt: skip
+            pairs = [
+                (groups[task.name], [groups[u] for u in _upstream(task)])
+                for task in stored.tasks
+                if _upstream(task)
+            ]
+            if pairs:
+                await self._jobs.depend(conn, pairs)
+            return root
+
+        root = await self._db.transact(work)
+        return await self.get(str(workflow_id), job=root)
+
+    async def get(self, workflow_id: str, *, job: int | None = None) -> Workflow:
+        async def work(conn: Conn) -> Workflow:
+            found = await _read(conn, [_uuid(workflow_id)])
+            if not found:
+                raise NotFound(f"job not found:{workflow_id}")
+            return found[0]
+
+        return await self._db.read(work)
+
+    async def page(
+        self, limit: int, offset: int, order: str, descending: bool, states: Sequence[str]
+    ) -> Page:
+        """A page of workflows, in `order` (a field path such as `info.submittime`)."""
+
+        async def work(conn: Conn) -> Page:
+            ids = [r["id"] for r in await conn.fetch(Q["all_ids"])]
+            every = await _read(conn, ids)
+            if states:
+                every = [w for w in every if w.state in states]
+            every.sort(key=lambda w: _sort_key(w, order), reverse=descending)
+            return Page(workflows=every[offset : offset + limit], total=len(every))
+
+        return await self._db.read(work)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(f"job not found:{text}") from None
+
+
+_ORDERS: dict[str, Callable[[Workflow], "SupportsRichComparison"]] = {
+    "info.submittime": lambda w: w.submitted,
+    "updatetime": lambda w: w.updated,
+    "info.priority": lambda w: w.info.priority,
+    "info.name": lambda w: w.info.name,
+    "state": lambda w: w.state,
+    "id": lambda w: w.id,
+}
+
+
+def _sort_key(workflow: Workflow, order: str) -> "SupportsRichComparison":
+    key = _ORDERS.get(order)
+    if key is None:
+        raise Invalid(f"cannot order jobs by {order!r}; use one of {', '.join(_ORDERS)}")
+    return key(workflow)
+
+
+class _TaskRow(msgspec.Struct):
+    group_id: int
+    name: str
+    state: str
+    paused: bool
+    finished: int
+    total: int
+    started: float | None
+    completed: float | None
+
+
+async def _read(conn: Conn, ids: Sequence[uuid.UUID]) -> list[Workflow]:
+    rows = await conn.fetch(Q["workflows"], list(ids))
+    found: list[Workflow] = []
+    for row in rows:
+        stored = msgspec.json.decode(row["document"], type=Stored)
+        tasks = {t.name: t for t in msgspec.json.decode(row["tasks"], type=list[_TaskRow])}
+        views = [_task_view(task, tasks[task.name], row["paused"]) for task in stored.tasks]
+        found.append(
+            Workflow(
+                id=str(row["id"]),
+                job=row["job_id"],
+                info=stored.info,
+                tasks=views,
+                state=_job_state(row["kept_state"], row["state"], row["paused"], views),
+                error=msgspec.json.decode(row["error"]) if row["error"] else None,
+                resumed=row["resumed"],
+                submitted=row["submitted"],
+                updated=row["updated"],
+                started=min((v.started for v in views if v.started), default=None),
+                completed=row["completed"],
+                expiration=row["expiration"],
+            )
+        )
+    return found
+
+
+def _task_view(task: Task, row: _TaskRow, job_paused: bool) -> TaskView:
+    state: TaskState
+    if row.state == "FINISHED":
+        state = "completed"
+    elif row.state == "ERROR" or row.paused or job_paused:
+        state = "suspend"
+    elif row.state == "WORKING" or row.finished:
+        state = "in-progress"
+    elif row.state == "PENDING":
+        state = "pending"
+    else:
+        state = "queued"
+    return TaskView(
+        task=task,
+        state=state,
+        remainwork=row.total - row.finished,
+        started=row.started,
+        completed=row.completed if state == "completed" else None,
+    )
+
+
+def _job_state(kept: str | None, tree: str, paused: bool, tasks: list[TaskView]) -> JobState:
+    if kept == "deleted":
+        return "deleted"
+    if kept == "failed-permanent":
+        return "failed-permanent"
+    if tree == "FINISHED":
+        return "completed"
+    if paused or tree == "ERROR":
+        return "suspend"
+    if any(t.state in ("in-progress", "completed") for t in tasks):
+        return "in-progress"
+    return "queued"
