@@ -138,6 +138,18 @@ class GenvidConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     jobs: dict[Name, ServiceConfig] = msgspec.field(default_factory=dict)
 
 
+class AweConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # runs of one workunit before its job is suspended (1 when the job says noretry)
+    max_work_failure: Positive = 3
+    # consecutive failed runs before a client is suspended
+    max_client_failure: Positive = 5
+    # the longest a checkout waits for the planner before "No eligible workunit found"
+    checkout_wait: Seconds = 1.0
+    # bytes one node of the node store may hold (an upload or all its parts together);
+    # more is refused with 413 and nothing stored
+    max_node_bytes: Positive = 1024 * 1024 * 1024
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -148,6 +160,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     coalition: CoalitionConfig = msgspec.field(default_factory=CoalitionConfig)
     job_types: JobTypesConfig = msgspec.field(default_factory=JobTypesConfig)
     genvid: GenvidConfig = msgspec.field(default_factory=GenvidConfig)
+    awe: AweConfig = msgspec.field(default_factory=AweConfig)
     # [plugins.<name>]: `enabled = true|false` and the plugin's own settings
     plugins: dict[str, dict[str, object]] = msgspec.field(default_factory=dict)
 
