@@ -1,6 +1,7 @@
 """The core as one object: what a face holds to serve its requests."""
 
 from core.affinities import Affinities
+from core.clients import Clients
 from core.config import Config
 from core.db import Database
 from core.dispatch import Picks, Planner
@@ -10,6 +11,7 @@ from core.job_types import JobTypes
 from core.jobs import Jobs
 from core.loggers import Loggers
 from core.logs import Logs
+from core.nodes import Nodes
 from core.plugins import Plugins
 from core.runs import Runs
 from core.secrets import Secrets
@@ -44,9 +46,11 @@ class Core:
         self.event_results = ResultsFeed()
         self.services = Services(db, config, self.jobs)
         self.loggers = Loggers(db)
-        self.workflows = Workflows(db, self.jobs)
         self.picks.preparers = [
             self.job_types.prepare,
             self.services.preparer(self.vault.environment),
         ]
+        self.workflows = Workflows(db, self.jobs, config)
+        self.nodes = Nodes(db, config)
+        self.clients = Clients(db, self.workers, self.picks, self.runs, self.workflows)
         self.planner = Planner(planning or db, config, plugins, self.picks)

@@ -7,12 +7,15 @@ below. States are read from the tree; only `deleted` and `failed-permanent` are 
 beside it.
 """
 
+import base64
+import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.jobs import Jobs
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison
 
 Q = Queries("workflows.sql")
+NODES = Queries("nodes.sql")
 
 # leaves of workflows go to the clients of the workflow face only
 AFFINITY = "AWE client"
@@ -230,6 +234,70 @@ def _upstream(task: Task) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+class Unit(msgspec.Struct, kw_only=True):
+    """A workunit: a rank of a task of a workflow, run as one leaf."""
+
+    workflow: Workflow
+    task: TaskView
+    rank: int
+    job: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.workflow.id}_{self.task.task.name}_{self.rank}"
+
+
+def parse_unit_id(text: str) -> tuple[str, str, int]:
+    """(workflow id, task, rank) of a workunit id, plain or `base64:`."""
+    plain = text
+    if text.startswith("base64:"):
+        try:
+            plain = base64.b64decode(text[len("base64:") :], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Invalid(f"error parsing workunit identifier: {text} (bad base64)") from None
+    workflow, _, rest = plain.partition("_")
+    task, _, rank = rest.rpartition("_")
+    if not workflow or not task or not rank.isdigit():
+        raise Invalid(
+            f"error parsing workunit identifier: {text} (expected <jobid>_<taskid>_<rank>)"
+        )
+    try:
+        uuid.UUID(workflow)
+    except ValueError:
+        raise Invalid(f"error parsing workunit identifier: {text} (bad job id)") from None
+    return workflow, task, int(rank)
+
+
+def _with_nodes(
+    stored: Stored, host: str
+) -> tuple[Stored, list[tuple[uuid.UUID, int | None, str]]]:
+    """The document with a node for each output (and its host), and each input with an
+    origin pointing at its upstream output's node; the nodes to create."""
+    nodes: list[tuple[uuid.UUID, int | None, str]] = []
+    made: dict[tuple[str, str], IO] = {}
+    tasks: list[Task] = []
+    for task in stored.tasks:
+        outputs = []
+        for output in task.outputs:
+            node = uuid.uuid4()
+            nodes.append((node, task.totalwork if task.totalwork > 1 else None, output.filename))
+            placed = msgspec.structs.replace(output, node=str(node), host=host)
+            made[(task.name, output.filename)] = placed
+            outputs.append(placed)
+        tasks.append(msgspec.structs.replace(task, outputs=outputs))
+    for i, task in enumerate(tasks):
+        inputs = []
+        for io in task.inputs:
+            upstream = made.get((_bare(io.origin), io.filename)) if io.origin else None
+            if upstream is not None:
+                io = msgspec.structs.replace(
+                    io, node=upstream.node, host=host, url=f"{host}/node/{upstream.node}?download"
+                )
+            inputs.append(io)
+        tasks[i] = msgspec.structs.replace(task, inputs=inputs)
+    return msgspec.structs.replace(stored, tasks=tasks), nodes
+
+
 def ranks(totalwork: int) -> list[int]:
     """The workunit ranks of a task: 0 alone, or 1..N."""
     return [0] if totalwork == 1 else list(range(1, totalwork + 1))
@@ -243,9 +311,10 @@ class Server(msgspec.Struct, frozen=True):
 
 
 class Workflows:
-    def __init__(self, db: Database, jobs: Jobs) -> None:
+    def __init__(self, db: Database, jobs: Jobs, config: Config) -> None:
         self._db = db
         self._jobs = jobs
+        self._config = config
 
     async def server(self) -> Server:
         async def work(conn: Conn) -> Server:
@@ -255,12 +324,17 @@ class Workflows:
 
         return await self._db.read(work)
 
-    async def submit(self, stored: Stored) -> Workflow:
-        """Create a workflow's tree in one transaction; the workflow as it now is."""
+    async def submit(self, stored: Stored, host: str) -> Workflow:
+        """Create a workflow's tree in one transaction; the workflow as it now is. Each
+        output gets a node of the node store at `host` (the face's base URL), and each
+        input with an origin the node of that task's output of the same file name."""
         workflow_id = uuid.uuid4()
+        stored, nodes = _with_nodes(stored, host)
 
         async def work(conn: Conn) -> int:
             info = stored.info
+            # a workunit runs [awe] max_work_failure times at most, once with noretry
+            retry = 0 if info.noretry else self._config.awe.max_work_failure - 1
             [root] = await self._jobs.insert(
                 conn,
                 0,
@@ -271,6 +345,8 @@ class Workflows:
             await conn.execute(
                 Q["insert_workflow"], root, workflow_id, msgspec.json.encode(stored).decode()
             )
+            for node, parts, filename in nodes:
+                await conn.fetchrow(NODES["create"], node, root, parts, filename)
             groups: dict[str, int] = {}
             for position, task in enumerate(stored.tasks):
                 [group] = await self._jobs.insert(conn, root, [JobSpec(title=task.name, user=USER)])
@@ -279,15 +355,18 @@ class Workflows:
                     Q["insert_task"], group, root, task.name, position, task.totalwork
                 )
                 command = " ".join(part for part in (task.cmd.name, task.cmd.args) if part)
-                await self._jobs.insert(
+                units = ranks(task.totalwork)
+                leaves = await self._jobs.insert(
                     conn,
                     group,
                     [
                         JobSpec(title=f"{task.name}_{rank}", command=command, affinity=AFFINITY,
-                                user=info.user or USER)
-                        for rank in ranks(task.totalwork)
+                                user=info.user or USER, retry=retry)
+                        for rank in units
                     ],
                 )  # fmt: skip
+                for leaf, rank in zip(leaves, units, strict=True):
+                    await conn.execute(Q["insert_unit"], leaf, root, task.name, rank)
             pairs = [
                 (groups[task.name], [groups[u] for u in _upstream(task)])
                 for task in stored.tasks
@@ -297,8 +376,47 @@ class Workflows:
                 await self._jobs.depend(conn, pairs)
             return root
 
-        root = await self._db.transact(work)
-        return await self.get(str(workflow_id), job=root)
+        await self._db.transact(work)
+        return await self.get(str(workflow_id))
+
+    async def unit(self, job: int) -> "Unit":
+        """The workunit a leaf is, with its workflow."""
+
+        async def work(conn: Conn) -> Unit:
+            row = await conn.fetchrow(Q["unit_of_job"], job)
+            if row is None:
+                raise NotFound(f"job {job} is not a workunit")
+            [workflow] = await _read(conn, [uuid.UUID(row["workflow"])])
+            task = next(t for t in workflow.tasks if t.task.name == row["task"])
+            return Unit(workflow=workflow, task=task, rank=row["rank"], job=job)
+
+        return await self._db.read(work)
+
+    async def leaf(self, unit_id: str) -> int:
+        """The leaf of a workunit id (`<job>_<task>_<rank>`, or `base64:` of that)."""
+        workflow, task, rank = parse_unit_id(unit_id)
+
+        async def work(conn: Conn) -> int:
+            found: int | None = await conn.fetchval(Q["job_of_unit"], workflow, task, rank)
+            if found is None:
+                raise NotFound(f"workunit {unit_id} does not exist")
+            return found
+
+        return await self._db.read(work)
+
+    async def put_reports(self, job: int, reports: dict[str, str]) -> None:
+        async def work(conn: Conn) -> None:
+            for kind, text in reports.items():
+                await conn.execute(Q["put_report"], job, kind, text)
+
+        await self._db.transact(work)
+
+    async def report(self, job: int, kind: str) -> str | None:
+        async def work(conn: Conn) -> str | None:
+            text: str | None = await conn.fetchval(Q["report"], job, kind)
+            return text
+
+        return await self._db.read(work)
 
     async def get(self, workflow_id: str, *, job: int | None = None) -> Workflow:
         async def work(conn: Conn) -> Workflow:

@@ -37,3 +37,27 @@ CREATE TABLE awe_server (
     queue_suspended boolean NOT NULL DEFAULT false
 );
 INSERT INTO awe_server (uuid) VALUES (gen_random_uuid());
+
+-- a workunit: which task of which workflow a leaf is, and its rank
+CREATE TABLE workflow_units (
+    job_id bigint PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    workflow_id bigint NOT NULL REFERENCES workflows (job_id) ON DELETE CASCADE,
+    task text NOT NULL,
+    rank integer NOT NULL,
+    UNIQUE (workflow_id, task, rank)
+);
+
+-- what a workunit's last report carried: stdout, stderr, worknotes
+CREATE TABLE workflow_reports (
+    job_id bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('stdout', 'stderr', 'worknotes')),
+    text text NOT NULL,
+    PRIMARY KEY (job_id, kind)
+);
+
+-- the profiles AWE clients registered with; each client is a worker of its name
+CREATE TABLE workflow_clients (
+    name text PRIMARY KEY,
+    profile jsonb NOT NULL,
+    registered double precision NOT NULL DEFAULT corral_epoch()
+);

@@ -1,14 +1,19 @@
 """The AWE face: AWE's REST API under `/awe` (docs/awe.md), for AWE's own Go worker and
 AWE's clients."""
 
+from typing import Annotated
+
 from litestar import Request, Response, Router, get, route
 from litestar.datastructures import State
+from litestar.params import PathParameter
 
 from api.access import access
+from api.awe.clients import ClientsController
 from api.awe.envelope import HEADERS, Envelope, error_body
 from api.awe.jobs import JobsController
 from api.awe.nodes import NodesController
 from api.awe.wire import describe
+from api.awe.work import WorkController
 from api.errors import shape_errors
 from api.params import CoreDep
 
@@ -22,7 +27,14 @@ def awe_routers() -> list[Router]:
     return [
         Router(
             path=PREFIX,
-            route_handlers=[JobsController, NodesController, root, preflight],
+            route_handlers=[
+                JobsController,
+                WorkController,
+                ClientsController,
+                NodesController,
+                root,
+                preflight,
+            ],
             before_request=_options,
             after_request=_cors,
             tags=["awe"],
@@ -38,7 +50,7 @@ async def root(core: CoreDep, request: Request[object, object, State]) -> dict[s
 
 
 @route("/{path:path}", http_method=["OPTIONS"], opt=access("read"), include_in_schema=False)
-async def preflight(path: str) -> Envelope:
+async def preflight(path: Annotated[str, PathParameter()]) -> Envelope:
     return Envelope(status=200, data=None, error=None)
 
 

@@ -49,7 +49,8 @@ class JobsController(Controller):
         if not isinstance(upload, UploadFile):
             raise Invalid("No job script or awf is submitted")
         stored = workflows.parse(await upload.read())
-        workflow = await core.workflows.submit(stored)
+        host = str(request.base_url).rstrip("/") + "/awe"
+        workflow = await core.workflows.submit(stored, host)
         return ok(job_out(workflow, state="init"))
 
     @get("/", opt=access("read"))

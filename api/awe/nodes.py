@@ -247,6 +247,10 @@ class NodesController(Controller):
     @post("/", opt=access("submit"), request_max_body_size=None, status_code=200)
     async def create(self, core: CoreDep, request: Request[Any, Any, State]) -> Response[Envelope]:
         """A new node, with the fields of the form applied (Shock's POST /node)."""
+        kind = request.headers.get("content-type", "")
+        if kind and not kind.startswith("multipart/form-data"):
+            # refused before anything is made: a bad request changes nothing
+            raise Invalid(f"a node's fields come as multipart/form-data, not {kind}")
         nodes = Nodes(core.db, core.config)
         return _answer(await _apply(nodes, await nodes.create(), request, form_needed=False))
 

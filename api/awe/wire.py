@@ -6,7 +6,7 @@ from typing import Final
 
 import msgspec
 
-from core.workflows import IO, Server, TaskView, Workflow
+from core.workflows import IO, Server, TaskView, Unit, Workflow
 
 VERSION: Final = "0.9.68"
 # Go's zero time, which AWE shows for a time not set
@@ -199,3 +199,57 @@ def describe(url: str, server: Server) -> dict[str, object]:
         "uptime": f"{int(time.time() - _STARTED)}s",
         "uuid": server.uuid,
     }
+
+
+class WorkunitOut(msgspec.Struct, kw_only=True):
+    """A workunit as a checkout hands it over (never a WorkPath, Dockerimage or cwl)."""
+
+    task_name: str
+    parent: str
+    jobid: str
+    rank: int
+    id: str
+    wuid: str
+    info: InfoOut
+    inputs: list[IO]
+    outputs: list[IO]
+    predata: list[IO]
+    cmd: CommandOut
+    totalwork: int
+    state: str
+    failed: int
+    checkout_time: str
+    client: str
+    computetime: int
+    exitstatus: int
+    notes: list[str]
+    userattr: dict[str, str]
+    shockhost: str
+
+
+def workunit_out(unit: Unit, client: str, state: str) -> WorkunitOut:
+    task = task_out(unit.workflow, unit.task)
+    cmd = msgspec.structs.replace(task.cmd, dockerimage="", docker_pull="")
+    return WorkunitOut(
+        task_name=task.task_name,
+        parent="",
+        jobid=unit.workflow.id,
+        rank=unit.rank,
+        id=unit.id,
+        wuid=unit.id,
+        info=info_out(unit.workflow),
+        inputs=task.inputs,
+        outputs=task.outputs,
+        predata=[],
+        cmd=cmd,
+        totalwork=task.totalwork,
+        state=state,
+        failed=0,
+        checkout_time=rfc3339(time.time()),
+        client=client,
+        computetime=0,
+        exitstatus=-1,
+        notes=[],
+        userattr=task.userattr,
+        shockhost="",
+    )

@@ -28,3 +28,36 @@ SELECT w.id, w.job_id, w.document::text AS document, w.state AS kept_state,
 
 -- name: server
 SELECT uuid::text AS uuid, queue_suspended FROM awe_server;
+
+-- name: insert_unit
+INSERT INTO workflow_units (job_id, workflow_id, task, rank) VALUES ($1, $2, $3, $4);
+
+-- name: unit_of_job
+-- the workunit a leaf is, with its workflow's id
+SELECT u.job_id, u.task, u.rank, w.id::text AS workflow
+  FROM workflow_units u JOIN workflows w ON w.job_id = u.workflow_id
+ WHERE u.job_id = $1;
+
+-- name: job_of_unit
+-- the leaf of workunit (workflow $1, task $2, rank $3)
+SELECT u.job_id FROM workflow_units u JOIN workflows w ON w.job_id = u.workflow_id
+ WHERE w.id = $1::uuid AND u.task = $2 AND u.rank = $3;
+
+-- name: put_report
+INSERT INTO workflow_reports (job_id, kind, text) VALUES ($1, $2, $3)
+    ON CONFLICT (job_id, kind) DO UPDATE SET text = excluded.text;
+
+-- name: report
+SELECT text FROM workflow_reports WHERE job_id = $1 AND kind = $2;
+
+-- name: put_client
+INSERT INTO workflow_clients (name, profile) VALUES ($1, $2::jsonb)
+    ON CONFLICT (name) DO UPDATE SET profile = excluded.profile;
+
+-- name: client
+SELECT profile::text AS profile FROM workflow_clients WHERE name = $1;
+
+-- name: clients
+SELECT c.name, c.profile::text AS profile, w.state, w.ping_time
+  FROM workflow_clients c JOIN workers w ON w.name = c.name
+ ORDER BY c.registered, c.name;
