@@ -209,8 +209,7 @@ class Jobs:
 
         async def work(conn: Conn) -> None:
             await _require(conn, ids)
-            await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "deleted")
-            await conn.execute(Q["delete_subtrees"], list(ids))
+            await self.delete_in(conn, ids)
 
         await self._db.transact(work)
 
@@ -219,11 +218,7 @@ class Jobs:
 
         async def work(conn: Conn) -> None:
             await _require(conn, ids)
-            if not only_errors:
-                await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "reset")
-                await conn.execute(Q["set_paused"], list(ids), False)
-            reset = [r["id"] for r in await conn.fetch(Q["reset_leaves"], list(ids), only_errors)]
-            await conn.execute(Q["delete_logs"], reset)
+            await self.reset_in(conn, ids, only_errors=only_errors)
 
         await self._db.transact(work)
 
@@ -244,6 +239,29 @@ class Jobs:
             await self._pause(conn, ids)
 
         await self._db.transact(work)
+
+    # -- in the caller's transaction (for other core services) ---------------------------
+
+    async def delete_in(self, conn: Conn, ids: Sequence[int]) -> None:
+        await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "deleted")
+        await conn.execute(Q["delete_subtrees"], list(ids))
+
+    async def reset_in(self, conn: Conn, ids: Sequence[int], *, only_errors: bool = False) -> None:
+        if not only_errors:
+            await conn.execute(RUNS["interrupt_runs"], list(ids), [], "CANCELED", "reset")
+            await conn.execute(Q["set_paused"], list(ids), False)
+        reset = [r["id"] for r in await conn.fetch(Q["reset_leaves"], list(ids), only_errors)]
+        await conn.execute(Q["delete_logs"], reset)
+
+    async def pause_in(self, conn: Conn, ids: Sequence[int]) -> None:
+        await self._pause(conn, ids)
+
+    async def unpause_in(self, conn: Conn, ids: Sequence[int]) -> None:
+        """Unpause the subtrees, leaving their leaves as they are."""
+        await conn.execute(Q["set_paused"], list(ids), False)
+
+    async def edit_in(self, conn: Conn, job_id: int, edit: JobEdit) -> None:
+        await self._edit(conn, job_id, edit)
 
     # -- the parts ----------------------------------------------------------------------
 

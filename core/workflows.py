@@ -19,7 +19,7 @@ from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.jobs import Jobs
-from core.models import JobSpec
+from core.models import JobEdit, JobSpec
 from core.sql import Queries
 
 if TYPE_CHECKING:
@@ -298,6 +298,24 @@ def _with_nodes(
     return msgspec.structs.replace(stored, tasks=tasks), nodes
 
 
+def _downstream(workflow: "Workflow", start: str) -> set[str]:
+    """`start` and every task that needs it, directly or not."""
+    chosen = {start}
+    grew = True
+    while grew:
+        grew = False
+        for view in workflow.tasks:
+            if view.task.name not in chosen and chosen & set(_upstream(view.task)):
+                chosen.add(view.task.name)
+                grew = True
+    return chosen
+
+
+async def _stored(conn: Conn, root: int) -> Stored:
+    text: str = await conn.fetchval(Q["document"], root)
+    return msgspec.json.decode(text, type=Stored)
+
+
 def ranks(totalwork: int) -> list[int]:
     """The workunit ranks of a task: 0 alone, or 1..N."""
     return [0] if totalwork == 1 else list(range(1, totalwork + 1))
@@ -378,6 +396,107 @@ class Workflows:
 
         await self._db.transact(work)
         return await self.get(str(workflow_id))
+
+    # -- operations on a workflow, each one transaction ----------------------------------
+
+    async def suspend(self, workflow_id: str) -> None:
+        """Pause the workflow's tree: its running workunits stop."""
+
+        async def work(conn: Conn) -> None:
+            root, _ = await self._locked(conn, workflow_id)
+            await self._jobs.pause_in(conn, [root])
+            error = {"servernotes": "manually suspended", "status": "suspend"}
+            await conn.execute(Q["mark"], root, msgspec.json.encode(error).decode(), 0, None)
+
+        await self._db.transact(work)
+
+    async def resume(self, workflow_id: str) -> None:
+        """A suspended workflow goes on: failed workunits run again, done ones stay done."""
+
+        async def work(conn: Conn) -> None:
+            root, workflow = await self._locked(conn, workflow_id)
+            if workflow.state != "suspend":
+                raise Invalid(
+                    f"fail to resume job: {workflow_id} (ResumeSuspendedJobByUser) job "
+                    f"{workflow_id} is not in 'suspend' status"
+                )
+            await self._jobs.unpause_in(conn, [root])
+            await self._jobs.reset_in(conn, [root], only_errors=True)
+            await conn.execute(Q["mark"], root, None, 1, None)
+
+        await self._db.transact(work)
+
+    async def recompute(self, workflow_id: str, task: str | None) -> None:
+        """Run again task `task` and every task downstream of it (every task when None),
+        from a completed or suspended workflow."""
+
+        async def work(conn: Conn) -> None:
+            root, workflow = await self._locked(conn, workflow_id)
+            if workflow.state not in ("completed", "suspend"):
+                raise Invalid(
+                    f"fail to recompute job: {workflow_id} (job state {workflow.state}: "
+                    "only a completed or suspended job recomputes)"
+                )
+            groups = {r["name"]: r["group_id"] for r in await conn.fetch(Q["task_groups"], root)}
+            if task is not None and task not in groups:
+                raise Invalid(f"fail to recompute job: {workflow_id} (no task {task})")
+            chosen = set(groups) if task is None else _downstream(workflow, task)
+            await self._jobs.unpause_in(conn, [root])
+            await self._jobs.reset_in(conn, [groups[name] for name in chosen])
+            await conn.execute(Q["mark"], root, None, 1, None)
+
+        await self._db.transact(work)
+
+    async def set_info(
+        self,
+        workflow_id: str,
+        *,
+        clientgroups: str | None = None,
+        pipeline: str | None = None,
+        priority: int | None = None,
+    ) -> None:
+        """Change the workflow's info; its priority is its group's."""
+
+        async def work(conn: Conn) -> None:
+            root, workflow = await self._locked(conn, workflow_id)
+            stored = await _stored(conn, root)
+            info = stored.info
+            if clientgroups is not None:
+                info = msgspec.structs.replace(info, clientgroups=clientgroups)
+            if pipeline is not None:
+                info = msgspec.structs.replace(info, pipeline=pipeline)
+            if priority is not None:
+                info = msgspec.structs.replace(info, priority=max(priority, 1))
+                await self._jobs.edit_in(conn, root, JobEdit(priority=info.priority))
+            stored = msgspec.structs.replace(stored, info=info)
+            await conn.execute(Q["set_document"], root, msgspec.json.encode(stored).decode())
+
+        await self._db.transact(work)
+
+    async def delete(self, workflow_id: str, *, full: bool = False) -> None:
+        """Mark the workflow deleted (its runs stop, nothing is dispatched), or remove it
+        with its tree and nodes (`full`)."""
+
+        async def work(conn: Conn) -> None:
+            root, _ = await self._locked(conn, workflow_id)
+            if full:
+                await self._jobs.delete_in(conn, [root])
+                return
+            await self._jobs.pause_in(conn, [root])
+            await conn.execute(Q["mark"], root, None, 0, "deleted")
+
+        await self._db.transact(work)
+
+    async def suspended(self) -> list[str]:
+        page = await self.page(2**31, 0, "id", False, ("suspend",))
+        return [w.id for w in page.workflows]
+
+    async def _locked(self, conn: Conn, workflow_id: str) -> tuple[int, "Workflow"]:
+        root: int | None = await conn.fetchval(Q["lock_workflow"], _uuid(workflow_id))
+        if root is None:
+            raise NotFound(f"job not found:{workflow_id}")
+        [workflow] = await _read(conn, [_uuid(workflow_id)])
+        return root, workflow
 
     async def unit(self, job: int) -> "Unit":
         """The workunit a leaf is, with its workflow."""

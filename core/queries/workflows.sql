@@ -61,3 +61,21 @@ SELECT profile::text AS profile FROM workflow_clients WHERE name = $1;
 SELECT c.name, c.profile::text AS profile, w.state, w.ping_time
   FROM workflow_clients c JOIN workers w ON w.name = c.name
  ORDER BY c.registered, c.name;
+
+-- name: lock_workflow
+SELECT job_id FROM workflows WHERE id = $1::uuid FOR UPDATE;
+
+-- name: mark
+-- what a workflow keeps beside its tree: its error, resume count and kept state
+UPDATE workflows
+   SET error = $2::jsonb, resumed = resumed + $3, state = $4, updated = corral_epoch()
+ WHERE job_id = $1;
+
+-- name: set_document
+UPDATE workflows SET document = $2::jsonb, updated = corral_epoch() WHERE job_id = $1;
+
+-- name: task_groups
+SELECT name, group_id FROM workflow_tasks WHERE workflow_id = $1 ORDER BY position;
+
+-- name: document
+SELECT document::text FROM workflows WHERE job_id = $1;
