@@ -25,6 +25,9 @@ Q = Queries("workflows.sql")
 Status = Literal["done", "fail", "failed-permanent"]
 # what a report's status means to the run: AWE's workers exit 42 for a permanent failure
 EXIT_CODES: dict[Status, int] = {"done": 0, "fail": 1, "failed-permanent": 42}
+# bytes of each report file that join the workunit's log, well under [limits]
+# max_log_chunk for both together
+_LOG_TAIL = 256 * 1024
 
 
 class ClientNotFound(NotFound):
@@ -89,8 +92,10 @@ class Clients:
         if event is None:
             return
         await self._workflows.put_reports(job, texts)
+        # the log takes the end of each file (the whole is kept for `?report=`), within
+        # what one heartbeat may carry
         chunks = tuple(
-            LogChunk("stdout" if kind == "stdout" else "stderr", files[kind])
+            LogChunk("stdout" if kind == "stdout" else "stderr", files[kind][-_LOG_TAIL:])
             for kind in ("stdout", "stderr")
             if files.get(kind)
         )

@@ -458,7 +458,7 @@ class Workflows:
         """Change the workflow's info; its priority is its group's."""
 
         async def work(conn: Conn) -> None:
-            root, workflow = await self._locked(conn, workflow_id)
+            root, _ = await self._locked(conn, workflow_id)
             stored = await _stored(conn, root)
             info = stored.info
             if clientgroups is not None:

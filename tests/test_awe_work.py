@@ -154,3 +154,19 @@ def test_a_workunit_failing_max_work_failure_times_suspends_its_job(api: httpx.C
         state = api.get(f"/awe/job/{job_id}").json()["data"]["state"]
         assert state == ("suspend" if attempt == 2 else "queued"), attempt
     assert checkout(api).json()["error"] == ["No eligible workunit found"]
+
+
+def test_a_report_with_a_big_stdout_still_ends_its_workunit(api: httpx.Client) -> None:
+    register(api)
+    job_id = submit(api)
+    unit = checkout(api).json()["data"]
+    big = b"x" * (3 * 1024 * 1024) + b"\nlast line\n"
+    report = api.put(
+        f"/awe/work/{unit['id']}",
+        params={"status": "done", "client": CLIENT},
+        files={"stdout": ("awe_stdout.txt", big)},
+    )
+    assert report.json()["data"] == "ok"
+    assert api.get(f"/awe/job/{job_id}").json()["data"]["state"] == "completed"
+    kept = api.get(f"/awe/work/{unit['id']}", params={"report": "stdout"}).json()["data"]
+    assert kept == big.decode()
