@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.access import authorizing, identity_of
-from api.awe import awe_routers
+from api.awe import AweError, awe_routers
 from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
@@ -73,7 +73,9 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
     genvid = genvid_routers(config)
     document_errors(genvid)
     routers += genvid
-    routers += awe_routers()
+    awe = awe_routers()
+    document_errors(awe, AweError)
+    routers += awe
     scale = scale_routers()
     document_errors(scale, ScaleError)
     routers += scale

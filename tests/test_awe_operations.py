@@ -122,4 +122,4 @@ def test_delete_marks_the_job_and_full_removes_it(api: httpx.Client, job_id: str
     assert gone.status_code == 400
     assert api.get("/api/jobs").json() == []
     assert api.put("/awe/job?resumeall").json()["data"] == "0 suspended jobs resumed"
-    assert api.put("/awe/job").status_code == 501
+    assert api.put("/awe/job").status_code == 400

@@ -9,7 +9,7 @@ from litestar.params import PathParameter
 
 from api.access import access
 from api.awe.clients import ClientsController
-from api.awe.envelope import HEADERS, Envelope, error_body
+from api.awe.envelope import HEADERS, AweError, Envelope, error_body
 from api.awe.jobs import JobsController
 from api.awe.nodes import NodesController
 from api.awe.wire import describe
@@ -17,7 +17,7 @@ from api.awe.work import WorkController
 from api.errors import shape_errors
 from api.params import CoreDep
 
-__all__ = ["awe_routers"]
+__all__ = ["AweError", "awe_routers"]
 
 PREFIX = "/awe"
 

@@ -20,6 +20,14 @@ class Envelope(msgspec.Struct, kw_only=True):
     error: list[str] | None
 
 
+class AweError(msgspec.Struct, kw_only=True):
+    """Every refusal of the AWE face: the status again, no data, the message."""
+
+    status: int
+    data: None
+    error: list[str]
+
+
 class PageEnvelope(msgspec.Struct, kw_only=True):
     status: int
     data: object

@@ -4,7 +4,6 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import State, UploadFile
-from litestar.exceptions import HTTPException
 from litestar.params import PathParameter
 
 from api.access import IdentityDep, access, own_jobs
@@ -145,7 +144,8 @@ class JobsController(Controller):
             return ok(f"{resumed} suspended jobs resumed")
         if "recoverall" in query:
             return ok("0 missing jobs recovered")
-        raise HTTPException(status_code=501, detail="Not Implemented")
+        # AWE answers 501 here; a 5xx would read as the server's fault to Corral's clients
+        raise Invalid("requested job operation not supported: use ?resumeall or ?recoverall")
 
     @delete("/{job_id:str}", status_code=200, opt=access("jobs"))
     async def remove(
