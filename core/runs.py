@@ -5,7 +5,7 @@ Policy comes from the hooks (retry, timeout, lifecycle); every change is one tra
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 import asyncpg
@@ -86,6 +86,8 @@ class RunStatus(msgspec.Struct, frozen=True):
 
 
 FinishResult = Literal["FINISHED", "ERROR", "RETRY", "IGNORED"]
+# what a caller does in the transaction that ends a run, once the outcome is known
+AfterEnd = Callable[[Conn, FinishResult, JobView], Awaitable[None]]
 
 
 async def start_runs(
@@ -122,10 +124,20 @@ class Runs:
         so the end needs no more than one statement."""
         return not self._plugins.implements("corral_job_state_changed")
 
-    async def finish(self, worker: str | None, event: int, exit_code: int) -> FinishResult:
+    async def finish(
+        self,
+        worker: str | None,
+        event: int,
+        exit_code: int,
+        *,
+        permanent: bool = False,
+        then: AfterEnd | None = None,
+    ) -> FinishResult:
         """A worker's run ended with `exit_code`. The retry policy decides what follows a
-        failure. IGNORED when the run had already been stopped (paused, reset, ...)."""
-        if exit_code == 0 and self.ends_quietly():
+        failure, unless the failure is `permanent` (the job goes to ERROR). IGNORED when
+        the run had already been stopped (paused, reset, ...). `then` runs in the same
+        transaction once the outcome is known (not for IGNORED runs)."""
+        if exit_code == 0 and then is None and self.ends_quietly():
             # the hot path: nothing to decide and no one to tell, so one statement
             ended = await self._db.statement(
                 lambda c: c.fetchrow(
@@ -142,11 +154,19 @@ class Runs:
                     raise NotFound(f"worker {worker!r} is not registered")
                 return "IGNORED", None, "WORKING"
             job = await self._job(conn, row)
+            ended: tuple[FinishResult, JobView, JobState]
             if exit_code == 0:
                 new = await _end(conn, event, exit_code, "FINISHED", 0.0, "FINISHED", "")
-                return "FINISHED", job, new
-            outcome = RunOutcome(run=_run_view(row, job), exit_code=exit_code, timed_out=False)
-            return await self._fail(conn, job, outcome, "ERROR", "")
+                ended = "FINISHED", job, new
+            elif permanent:
+                new = await _end(conn, event, exit_code, "ERROR", 0.0, "ERROR", "")
+                ended = "ERROR", job, new
+            else:
+                outcome = RunOutcome(run=_run_view(row, job), exit_code=exit_code, timed_out=False)
+                ended = await self._fail(conn, job, outcome, "ERROR", "")
+            if then is not None:
+                await then(conn, ended[0], job)
+            return ended
 
         result, job, new = await self._db.transact(work)
         if job is not None:

@@ -52,5 +52,7 @@ class Core:
         ]
         self.workflows = Workflows(db, self.jobs, config)
         self.nodes = Nodes(db, config)
-        self.clients = Clients(db, self.workers, self.picks, self.runs, self.workflows)
+        self.clients = Clients(
+            db, config, self.jobs, self.workers, self.picks, self.runs, self.workflows
+        )
         self.planner = Planner(planning or db, config, plugins, self.picks)

@@ -50,18 +50,6 @@ INSERT INTO workflow_reports (job_id, kind, text) VALUES ($1, $2, $3)
 -- name: report
 SELECT text FROM workflow_reports WHERE job_id = $1 AND kind = $2;
 
--- name: put_client
-INSERT INTO workflow_clients (name, profile) VALUES ($1, $2::jsonb)
-    ON CONFLICT (name) DO UPDATE SET profile = excluded.profile;
-
--- name: client
-SELECT profile::text AS profile FROM workflow_clients WHERE name = $1;
-
--- name: clients
-SELECT c.name, c.profile::text AS profile, w.state, w.ping_time
-  FROM workflow_clients c JOIN workers w ON w.name = c.name
- ORDER BY c.registered, c.name;
-
 -- name: lock_workflow
 SELECT job_id FROM workflows WHERE id = $1::uuid FOR UPDATE;
 
