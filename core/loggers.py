@@ -3,6 +3,7 @@ allocation. The effective map reaches a run in its environment as it starts
 (`GENVID_LOG_LEVEL_<LOGGER>`) and, while it runs, in its worker's heartbeat answers."""
 
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final
@@ -37,8 +38,15 @@ def environment_name(logger: str) -> str:
     return "GENVID_LOG_LEVEL_" + _NOT_IN_NAME.sub("_", logger.upper())
 
 
-def _uuid(alloc: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", alloc):
+def allocation_id(alloc: str) -> str:
+    """`alloc` when it is an allocation id as services make them (a UUID in its canonical
+    text); anything else names no allocation. Checked before a query, which would refuse
+    a malformed uuid with an error of its own."""
+    try:
+        canonical = str(uuid.UUID(alloc))
+    except ValueError:
+        canonical = ""
+    if canonical != alloc:
         raise NotFound(f"allocation {alloc!r} does not exist")
     return alloc
 
@@ -72,7 +80,7 @@ class Loggers:
         where the allocation uses the default."""
 
         async def work(conn: Conn) -> dict[str, str]:
-            return await _overrides(conn, _uuid(alloc))
+            return await _overrides(conn, allocation_id(alloc))
 
         return await self._db.read(work)
 
@@ -80,7 +88,7 @@ class Loggers:
         """Set `alloc`'s level for `logger` ("" clears it); its map now."""
         check_logger(logger)
         stored = level_of(level) if level else ""
-        known = _uuid(alloc)
+        known = allocation_id(alloc)
 
         async def work(conn: Conn) -> dict[str, str]:
             if await conn.fetchval(Q["allocation_known"], known) is None:

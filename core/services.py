@@ -28,7 +28,7 @@ from core.config import Config, GenvidConfig
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.jobs import Jobs
-from core.loggers import effective, environment_name
+from core.loggers import allocation_id, effective, environment_name
 from core.models import JobSpec
 from core.runs import Assignment, with_environment
 from core.sql import Queries
@@ -356,10 +356,7 @@ class Services:
         return await self._db.read(work)
 
     async def allocation(self, alloc: str) -> Allocation:
-        try:
-            uuid.UUID(alloc)
-        except ValueError:
-            raise NotFound(f"allocation {alloc!r} does not exist") from None
+        allocation_id(alloc)
 
         async def work(conn: Conn) -> Allocation:
             row = await conn.fetchrow(Q["allocation"], alloc)

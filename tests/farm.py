@@ -65,3 +65,18 @@ def run(sql: Sql, job_id: int, exit_code: int = 0, worker: str = "node-1") -> No
 
 def append_log(sql: Sql, job_id: int, data: bytes) -> None:
     sql.fetchval(LOGS["append"], job_id, data)
+
+
+class AsRole:
+    """Requests to a server, each with the token of a role (`None`: no token)."""
+
+    def __init__(self, base: str, tokens: dict[str, str]) -> None:
+        self._base = base
+        self._tokens = tokens
+
+    def __call__(self, method: str, path: str, role: str | None, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._tokens[role]}"} if role else {}
+        return httpx.request(method, self._base + path, headers=headers, **kw)
+
+    def status(self, method: str, path: str, role: str | None, **kw: Any) -> int:
+        return self(method, path, role, **kw).status_code

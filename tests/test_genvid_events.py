@@ -16,6 +16,7 @@ from core.config import Config, ServerConfig
 from core.documents import Result, ResultsFeed
 from core.service import Core
 from tests.conftest import ServerThread, Sql
+from tests.farm import AsRole
 from tests.test_auth import create_token
 
 EVENTS_FILE = {
@@ -245,10 +246,7 @@ def test_reads_need_a_reader_and_writes_a_user_or_admin_token(
     tokens = {role: create_token(database_url, role, role)[1] for role in roles}
     config = Config(server=ServerConfig(data_dir=str(tmp_path)))
     with ServerThread(config, database_url) as base:
-
-        def call(method: str, path: str, role: str | None, **kw: Any) -> int:
-            headers = {"Authorization": f"Bearer {tokens[role]}"} if role else {}
-            return httpx.request(method, base + path, headers=headers, **kw).status_code
+        call = AsRole(base, tokens).status
 
         for path in ("/v1/events", "/v1/events/results/0"):
             assert [call("GET", path, r) for r in (None, "worker", "user", "admin")] == [

@@ -27,6 +27,7 @@ from core.db import Database
 from core.errors import Invalid, NotFound
 from core.vault import KEY_VARIABLE, OLD_KEY_VARIABLE, Vault, VaultError, create_key_file
 from tests.conftest import ServerThread, Sql
+from tests.farm import AsRole
 from tests.processes import CORRAL, Processes
 from tests.test_auth import create_token
 
@@ -403,10 +404,7 @@ def test_every_secrets_route_needs_an_admin_token(
         server=ServerConfig(data_dir=str(tmp_path)), auth=AuthConfig(public_reads=public_reads)
     )
     with ServerThread(config, database_url) as base:
-
-        def call(method: str, path: str, role: str | None, **kw: Any) -> httpx.Response:
-            headers = {"Authorization": f"Bearer {tokens[role]}"} if role else {}
-            return httpx.request(method, base + path, headers=headers, **kw)
+        call = AsRole(base, tokens)
 
         for prefix in PREFIXES:
             routes: list[tuple[str, str, dict[str, Any]]] = [

@@ -15,6 +15,7 @@ from api.app import create_app
 from core import json_schema
 from core.config import Config, ConfigError, GenvidConfig, GenvidSettingsConfig, ServerConfig
 from tests.conftest import ServerThread, Sql
+from tests.farm import AsRole
 from tests.processes import CORRAL, Processes
 from tests.test_auth import create_token
 
@@ -335,10 +336,7 @@ def test_reads_follow_public_reads_and_writes_need_a_user_or_admin_token(
     tokens = {role: create_token(database_url, role, role)[1] for role in roles}
     config = Config(server=ServerConfig(data_dir=str(tmp_path)))
     with ServerThread(config, database_url) as base:
-
-        def call(method: str, path: str, role: str | None, **kw: Any) -> int:
-            headers = {"Authorization": f"Bearer {tokens[role]}"} if role else {}
-            return httpx.request(method, base + path, headers=headers, **kw).status_code
+        call = AsRole(base, tokens).status
 
         for path in ("/v1/settings", "/v1/settings/default", "/v1/schemas/settings.json"):
             assert call("GET", path, None) == 401
