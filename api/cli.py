@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     jobs.add_argument("--user", help="only the jobs of this user")
     jobs.add_argument("--title", help="only the jobs whose title holds this (any case)")
+    jobs.add_argument(
+        "--tree", action="store_true", help="each group with the jobs below it, indented"
+    )
 
     workers = sub.add_parser("workers", help="list the workers")
     workers.add_argument("--server", default=server_default)
@@ -186,6 +189,7 @@ def _client_command(args: argparse.Namespace) -> int:
             states=[state.upper() for state in args.state],
             user=args.user,
             title=args.title,
+            tree=args.tree,
         )
         commands.list_jobs(args.server, which)
         return 0

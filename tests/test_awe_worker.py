@@ -4,12 +4,14 @@ outputs uploaded to it, reports (docs/awe.md)."""
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.awe import awe_worker, awe_worker_binary, wait_for
+from tests.processes import CORRAL
 
 __all__ = ["awe_worker_binary"]
 
@@ -59,3 +61,14 @@ def test_a_three_task_workflow_runs_to_completed_with_its_files_in_the_node_stor
     roots = {j["title"]: j for j in api.get("/api/jobs").json()}
     assert roots["demo"]["state"] == "FINISHED"
     assert roots["demo"]["total"] == 4
+    # and `corral jobs --tree` shows it: the job, its tasks, their workunits
+    listed = subprocess.run(
+        [*CORRAL, "jobs", "--tree", "--server", str(api.base_url)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    title = slice(header.index("TITLE"), header.index("STATE"))
+    assert [row[title].rstrip() for row in rows] == [
+        "demo", "  0", "    0_0", "  1", "    1_1", "    1_2", "  2", "    2_0"
+    ]  # fmt: skip

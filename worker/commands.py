@@ -200,6 +200,8 @@ class JobFilter(msgspec.Struct, kw_only=True):
     states: list[str] = msgspec.field(default_factory=list)
     user: str | None = None
     title: str | None = None
+    # each group with the jobs below it, indented (at most `limit` children per group)
+    tree: bool = False
 
 
 def list_jobs(
@@ -216,17 +218,33 @@ def list_jobs(
         params["user"] = which.user
     if which.title is not None:
         params["title"] = which.title
+    table = [["ID", "TITLE", "STATE", "PROGRESS", "DONE", "ERRORS", "USER", "WORKER"]]
     with _client(server) as http:
         page = msgspec.json.decode(
             _check(http.get("/api/v2/jobs", params=params)).content, type=JobPage
         )
-    table = [["ID", "TITLE", "STATE", "PROGRESS", "DONE", "ERRORS", "USER", "WORKER"]]
-    for j in page.jobs:
-        done = f"{j.total_finished}/{j.total}" if not j.command else ""
-        errors = str(j.total_errors) if not j.command else ""
-        table.append(
-            [str(j.id), j.title, j.state, f"{j.progress:.0%}", done, errors, j.user, j.worker]
-        )
+
+        def add(jobs: list[JobRow], depth: int) -> None:
+            for j in jobs:
+                done = f"{j.total_finished}/{j.total}" if not j.command else ""
+                errors = str(j.total_errors) if not j.command else ""
+                title = "  " * depth + j.title
+                table.append(
+                    [str(j.id), title, j.state, f"{j.progress:.0%}", done, errors, j.user, j.worker]
+                )
+                if which.tree and not j.command and j.total:
+                    below = {"parent": j.id, "limit": which.limit}
+                    children = msgspec.json.decode(
+                        _check(http.get("/api/v2/jobs", params=below)).content, type=JobPage
+                    )
+                    add(children.jobs, depth + 1)
+                    if children.next is not None:
+                        err.write(
+                            f"group {j.id} has more jobs: corral jobs --parent {j.id} "
+                            f"--after {children.next}\n"
+                        )
+
+        add(page.jobs, 0)
     print_table(table, out)
     if page.next is not None:
         err.write(f"more after job {page.next}: add --after {page.next}\n")
