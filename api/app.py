@@ -14,6 +14,7 @@ from api.awe import AweError, awe_routers
 from api.coalition import coalition_routers, legacy_worker_router
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
+from api.metrics import counting, scrape
 from api.native import native_router
 from api.scale import ScaleError, scale_routers
 from core import migrate
@@ -65,7 +66,11 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
                 await planning.close()
             await db.close()
 
-    routers: list[Router] = [*coalition_routers(config.coalition), native_router()]
+    routers: list[Router] = [
+        *coalition_routers(config.coalition),
+        native_router(),
+        Router("/", route_handlers=[scrape]),
+    ]
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
     document_errors(routers)
@@ -85,7 +90,8 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             "core": Provide(_core, sync_to_thread=False),
             "identity": Provide(identity_of, sync_to_thread=False),
         },
-        middleware=[authorizing],
+        # outermost first: requests refused by the authorization are counted too
+        middleware=[counting, authorizing],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.limits.max_body_bytes,

@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import logging
 import math
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from itertools import islice
 
 import msgspec
 
+from core import metrics
 from core.config import Config
 from core.db import Conn, Database
 from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
@@ -98,11 +100,15 @@ class Planner:
         Picks waiting in this process get their runs straight from it."""
         views: dict[int, JobView] = {}
         claims: dict[str, _Waiter] = {}
+        began = time.perf_counter()
         try:
             started = await self._db.transact(lambda c: self._pass(c, views, claims))
         except BaseException:
             self._picks.release(claims)
             raise
+        if started:
+            metrics.pass_seconds.observe(time.perf_counter() - began)
+            metrics.runs_started.inc(len(started))
         orphans = self._picks.hand_over(claims, started)
         if orphans:
             await self._db.statement(lambda c: c.execute(Q["undeliver"], orphans))
@@ -344,9 +350,13 @@ class Picks:
         worker is unknown. A stopped worker gets nothing until it is started again.
         `ended` are runs of the worker that exited with code 0, ended first, in the same
         statement (with no retry to decide and no one to tell of the change)."""
+        arrived = time.perf_counter()
         picked = await self._pick(worker, slots, wait, ended)
+        if picked is not None and picked.finished:
+            metrics.runs_finished.inc(len(picked.finished))
         if picked is None or not picked.runs:
             return picked
+        metrics.pick_seconds.observe(time.perf_counter() - arrived)
         runs = picked.runs
         for prepare in self.preparers:
             runs = await prepare(runs)

@@ -11,7 +11,7 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from core import loggers, logs, progress
+from core import loggers, logs, metrics, progress
 from core.config import Config
 from core.db import Conn, Database
 from core.errors import Invalid, NotFound
@@ -145,6 +145,7 @@ class Runs:
                 )
             )
             if ended is not None:
+                metrics.runs_finished.inc()
                 return "FINISHED"
 
         async def work(conn: Conn) -> tuple[FinishResult, JobView | None, JobState]:
@@ -169,6 +170,8 @@ class Runs:
             return ended
 
         result, job, new = await self._db.transact(work)
+        if result != "IGNORED":
+            (metrics.runs_finished if result == "FINISHED" else metrics.runs_failed).inc()
         if job is not None:
             await self._notifier.jobs_changed([(job, "WORKING", new)])
         return result
@@ -190,6 +193,7 @@ class Runs:
     ) -> list[RunStatus] | None:
         """A worker is alive and tells how its runs go; None if it is not registered."""
         self.check(reports)
+        metrics.heartbeats.inc()
 
         async def ping(conn: Conn) -> bool:
             pinged = await conn.fetchval(
@@ -267,6 +271,7 @@ class Runs:
             return changed
 
         changed = await self._db.transact(work)
+        metrics.runs_failed.inc(len(changed))
         await self._notifier.jobs_changed([(job, "WORKING", new) for job, new in changed])
         return len(changed)
 
