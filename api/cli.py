@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
             return _plugins(load(args.config))
         if args.command == "worker":
             offered = {**detected_resources(), **args.resources}
-            run_agent(args.server, args.name, args.affinity, args.slots, args.token or "", offered)
+            run_agent(
+                args.server,
+                args.name,
+                args.affinity,
+                args.slots,
+                args.token or "",
+                offered,
+                pool=args.pool,
+                apps=args.apps,
+            )
             return 0
         if args.command == "token":
             return _token(args, load(args.config))
@@ -111,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
         default={},
         help="what the node offers jobs that declare needs, over what is detected (its "
         'cores as cpus, memory in MB as mem, NVIDIA GPUs as gpus): "cpus=16,mem=64000,gpus=2"',
+    )
+    # left out, the server keeps what the worker had: only a given value replaces it
+    worker.add_argument(
+        "--pool",
+        type=_pool,
+        help='the pool it belongs to: it takes the jobs tagged "pool:NAME" ("" for none)',
+    )
+    worker.add_argument(
+        "--apps",
+        type=_apps,
+        help='the applications it runs, for the jobs tagged "app:NAME": "nuke,houdini", '
+        '"*" for any, "" for none',
     )
     worker.add_argument("--token", default=token_default, help=_TOKEN_HELP)
 
@@ -401,6 +422,27 @@ def _resources(text: str) -> dict[str, float]:
         return parse_resources(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# as the server's register takes them (core.models.PoolName, AppName)
+_NAME_MAX = 255
+
+
+def _pool(text: str) -> str:
+    pool = text.strip()
+    if len(pool) > _NAME_MAX:
+        raise argparse.ArgumentTypeError(f"a pool name has {_NAME_MAX} characters at most")
+    return pool
+
+
+def _apps(text: str) -> list[str]:
+    apps = [app.strip() for app in text.split(",") if app.strip()]
+    for app in apps:
+        if len(app) > _NAME_MAX:
+            raise argparse.ArgumentTypeError(
+                f"an application name has {_NAME_MAX} characters at most: {app[:20]!r}..."
+            )
+    return apps
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

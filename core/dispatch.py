@@ -65,6 +65,8 @@ class _Demand(msgspec.Struct):
     # what it offers, and what its running jobs take of it
     resources: dict[str, float]
     in_use: dict[str, float]
+    pool: str
+    apps: list[str]
 
 
 class _SetQueue:
@@ -452,6 +454,8 @@ def _worker_view(demand: _Demand, names: dict[int, str]) -> WorkerView:
         running=demand.running,
         resources=demand.resources,
         in_use=demand.in_use,
+        pool=demand.pool,
+        apps=frozenset(demand.apps),
     )
 
 

@@ -40,6 +40,11 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     timeout: int
     # what a run needs of its worker (cpus, mem in MB, gpus, a licence...): name to amount
     resources: Mapping[str, float] = msgspec.field(default_factory=dict)
+    # the workers on which a run of this job failed (a non-zero exit, or stopped for its
+    # timeout); runs ended by a lost or restarted worker, a pause or a reset do not count.
+    # Read for the candidates of a dispatch pass only (empty in the other hooks), and only
+    # for jobs that have run.
+    failed_on: frozenset[str] = frozenset()
 
 
 class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +59,9 @@ class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
     # pass) take of it
     resources: Mapping[str, float] = msgspec.field(default_factory=dict)
     in_use: Mapping[str, float] = msgspec.field(default_factory=dict)
+    # the pool (group) it belongs to, "" for none, and the applications it runs ("*": any)
+    pool: str = ""
+    apps: frozenset[str] = frozenset()
 
 
 class FarmView(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,7 +163,8 @@ def corral_admit(job: JobView, worker: WorkerView, farm: FarmView) -> str | None
     it would be offered, with the farm as it will be once this pass's earlier assignments
     run. Answer a short reason to hold the job back for this pass (it stays queued), or
     None to let it through. Every plugin is asked; one reason is enough to hold it. Used for
-    limits: licences per tag, jobs per user, time-of-day rules.
+    limits (licences per tag, jobs per user, time-of-day rules) and placement (a job's
+    pools and applications against the worker's, the workers it failed on).
     """
 
 

@@ -13,6 +13,11 @@ Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 # a resource a job needs and a worker offers (cpus, mem in MB, gpus, a licence), and how much
 ResourceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 Amount = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
+# the pool a worker belongs to ("" for none), and an application it runs ("*": any), as the
+# jobs' `pool:` and `app:` tags name them (core.placement); no ',' in an application, which
+# `corral worker --apps` separates with it
+PoolName = Annotated[str, msgspec.Meta(max_length=255)]
+AppName = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern="^[^,]+$")]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 JobId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 

@@ -23,6 +23,8 @@ def job_view(row: asyncpg.Record, names: Mapping[int, str]) -> JobView:
         run_done=row["run_done"],
         timeout=row["timeout"],
         resources=_resources(row.get("resources")),
+        # NULL for a job that has not run, and absent from the rows outside dispatch
+        failed_on=frozenset(row.get("failed_on") or ()),
     )
 
 

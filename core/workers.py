@@ -47,14 +47,21 @@ class Workers:
         slots: int = 1,
         rules: str | None = None,
         resources: Mapping[str, float] | None = None,
+        pool: str | None = None,
+        apps: Sequence[str] | None = None,
     ) -> None:
         """A worker process starts (or a legacy worker first calls): it exists from then on.
         Runs it held in an earlier life are queued again; `rules` (when given) replace its
-        affinity rules; `resources` are what it offers (cpus, mem, gpus, ...)."""
+        affinity rules; `resources` are what it offers (cpus, mem, gpus, ...); `pool` and
+        `apps` (when given) replace the pool it belongs to ("" for none) and the
+        applications it runs ("*" for any), which the placement policy matches against
+        the jobs' `pool:` and `app:` tags (core.placement)."""
         offered = msgspec.json.encode(dict(resources or {})).decode()
+        # a set, kept sorted so that a listing or a test reads it the same every time
+        runs = None if apps is None else sorted(set(apps))
 
         async def work(conn: Conn) -> None:
-            await conn.execute(Q["register"], name, ip, slots, offered)
+            await conn.execute(Q["register"], name, ip, slots, offered, pool, runs)
             # a reason named in corral_lost_reasons() (migration 0007): a lost run
             rows = await conn.fetch(
                 RUNS["interrupt_runs"], [], [name], "CANCELED", "worker restarted"

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -81,7 +81,13 @@ class Worker(Process):
     """`corral worker` against a server."""
 
     def __init__(
-        self, server: str, name: str, log: Path, affinity: str = "", slots: int = 1
+        self,
+        server: str,
+        name: str,
+        log: Path,
+        affinity: str = "",
+        slots: int = 1,
+        more: Sequence[str] = (),
     ) -> None:
         super().__init__(
             [
@@ -94,6 +100,7 @@ class Worker(Process):
                 affinity,
                 "--slots",
                 str(slots),
+                *more,
             ],
             log,
         )
@@ -113,10 +120,17 @@ class Processes:
         self.started.append(server)
         return server
 
-    def worker(self, server: str, name: str, affinity: str = "", slots: int = 1) -> Worker:
-        worker = Worker(
-            server, name, self.logs / f"worker-{name}-{len(self.started)}.log", affinity, slots
-        )
+    def worker(
+        self,
+        server: str,
+        name: str,
+        affinity: str = "",
+        slots: int = 1,
+        more: Sequence[str] = (),
+    ) -> Worker:
+        """A `corral worker`; `more` are further options (`--pool`, `--apps`, ...)."""
+        log = self.logs / f"worker-{name}-{len(self.started)}.log"
+        worker = Worker(server, name, log, affinity, slots, more)
         self.started.append(worker)
         return worker
 

@@ -50,6 +50,7 @@ BUILT_IN: dict[str, tuple[bool, list[str], dict[str, Any]]] = {
         {"per_tag": {}, "per_user": {}, "default_per_user": 0},
     ),
     "coalition_workers": (True, [], {}),
+    "placement": (True, ["corral_admit"], {}),
 }
 NIGHTSHIFT_DEFAULTS: dict[str, Any] = {
     "tag": "heavy",

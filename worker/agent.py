@@ -127,6 +127,9 @@ class Agent:
         slots: int,
         token: str = "",
         resources: dict[str, float] | None = None,
+        *,
+        pool: str | None = None,
+        apps: list[str] | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -134,6 +137,9 @@ class Agent:
         self.affinity = affinity
         self.slots = slots
         self.resources = resources or {}
+        # None: not given, so the server keeps the worker's pool and apps as they are
+        self.pool = pool
+        self.apps = apps
         self.runs: dict[int, Run] = {}
         self._finishes: asyncio.Queue[p.Finish] = asyncio.Queue()
         # ends of runs the next pick reports; while a pick waits, the finish loop sends them
@@ -208,7 +214,12 @@ class Agent:
         self._settings = await self._call(
             "/api/v2/workers/register",
             p.Register(
-                name=self.name, affinity=self.affinity, slots=self.slots, resources=self.resources
+                name=self.name,
+                affinity=self.affinity,
+                slots=self.slots,
+                resources=self.resources,
+                pool=msgspec.UNSET if self.pool is None else self.pool,
+                apps=msgspec.UNSET if self.apps is None else self.apps,
             ),
             p.Registered,
         )
@@ -466,11 +477,14 @@ def run_agent(
     slots: int,
     token: str = "",
     resources: dict[str, float] | None = None,
+    *,
+    pool: str | None = None,
+    apps: list[str] | None = None,
 ) -> None:
     """Run an agent until SIGINT or SIGTERM."""
 
     async def main() -> None:
-        agent = Agent(server, name, affinity, slots, token, resources)
+        agent = Agent(server, name, affinity, slots, token, resources, pool=pool, apps=apps)
         task = asyncio.create_task(agent.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,6 +19,10 @@ class Register(msgspec.Struct, kw_only=True):
     affinity: str
     slots: int
     resources: dict[str, float] = msgspec.field(default_factory=dict)
+    # left out unless given, so the worker keeps what it had (and a server from before
+    # placement, which refuses fields it does not know, still takes the registration)
+    pool: str | msgspec.UnsetType = msgspec.UNSET
+    apps: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Registered(msgspec.Struct, kw_only=True):

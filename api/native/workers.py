@@ -19,7 +19,7 @@ from api.access import IdentityDep, access, as_worker
 from api.params import CoreDep
 from core.errors import NotFound
 from core.logs import LogChunk
-from core.models import Amount, ResourceName
+from core.models import Amount, AppName, PoolName, ResourceName
 from core.pings import Machine
 from core.runs import Assignment, RunReport
 from core.service import Core
@@ -67,6 +67,10 @@ class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # what the worker offers the jobs that declare needs (cpus, mem in MB, gpus, a
     # licence, ...): none offered, none of the resources checked
     resources: dict[ResourceName, Amount] = msgspec.field(default_factory=dict)
+    # the pool it belongs to ("" for none) and the applications it runs ("*": any), for
+    # the jobs tagged `pool:<name>` and `app:<name>`; left out, it keeps what it had
+    pool: PoolName | None = None
+    apps: Annotated[list[AppName], msgspec.Meta(max_length=1024)] | None = None
 
 
 class Registered(msgspec.Struct, kw_only=True):
@@ -214,7 +218,13 @@ class WorkerProtocol(Controller):
         as_worker(identity, data.name)
         ip = request.client.host if request.client else ""
         await core.workers.register(
-            data.name, ip, slots=data.slots, rules=data.affinity, resources=data.resources
+            data.name,
+            ip,
+            slots=data.slots,
+            rules=data.affinity,
+            resources=data.resources,
+            pool=data.pool,
+            apps=data.apps,
         )
         d = core.config.dispatch
         return Registered(

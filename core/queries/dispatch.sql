@@ -3,11 +3,11 @@
 -- name: pass_start
 -- A planning pass begins, in one round trip: the planner lock (one pass at a time across
 -- every server process on this database) and, when it is taken, the workers waiting for
--- work (longest waiting first, with their ordered rules), the affinity names, the
--- distinct affinity sets of the ready queue (one index probe each), and, when $2 (the
--- tag prefix of job types' jobs) is given, the farm as the admit policies see it: the
--- running jobs by tag and by user, and the limits and holds of job types on the tags of
--- their jobs (the prefix, then the type's id).
+-- work (longest waiting first, with their ordered rules, pools and apps), the affinity
+-- names, the distinct affinity sets of the ready queue (one index probe each), and, when
+-- $2 (the tag prefix of job types' jobs) is given, the farm as the admit policies see it:
+-- the running jobs by tag and by user, and the limits and holds of job types on the tags
+-- of their jobs (the prefix, then the type's id).
 WITH RECURSIVE planner AS MATERIALIZED (
     SELECT pg_try_advisory_xact_lock(7221, 1) AS locked
 ), demand AS (
@@ -16,7 +16,7 @@ WITH RECURSIVE planner AS MATERIALIZED (
              WHERE e.worker = w.name AND e.state = 'WORKING')::integer AS running,
            coalesce((SELECT array_agg(array_to_string(r.affinity_ids, ',') ORDER BY r.rank)
                        FROM worker_rules r WHERE r.worker = w.name), '{}') AS rules,
-           w.resources,
+           w.resources, w.pool, w.apps,
            -- what its running jobs take of what it offers (none unless it offers some)
            CASE WHEN w.resources = '{}' THEN '{}'::jsonb ELSE coalesce(
                (SELECT jsonb_object_agg(u.name, u.amount)
@@ -74,10 +74,21 @@ SELECT id, name FROM affinities;
 -- Whether a job has dependencies is a probe of the dependencies index per row read: as
 -- an EXISTS, the planner hashed the whole dependencies table for each call, expecting
 -- the whole set to be read (8 ms at 30,000 queued jobs, growing with the queue).
+-- The workers a job failed on (placement's retry-elsewhere) are a probe of events_job,
+-- made only for a job that has run: a fresh job cannot have failed, and most of a big
+-- queue is fresh. A failed run ended ERROR (a non-zero exit) or TIMEOUT for its timeout;
+-- a TIMEOUT for a lost worker (corral_lost_reasons(), migration 0007) and the CANCELED
+-- runs of restarts, pauses and resets are not the job's failure.
 SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
        j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
-           AS has_dependencies
+           AS has_dependencies,
+       CASE WHEN j.run_done > 0 THEN
+           (SELECT array_agg(DISTINCT e.worker) FROM events e
+             WHERE e.job_id = j.id
+               AND (e.state = 'ERROR'
+                    OR (e.state = 'TIMEOUT' AND e.reason <> ALL (corral_lost_reasons()))))
+       END AS failed_on
   FROM jobs j
  WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
    AND j.affinity_ids = $1
@@ -85,11 +96,17 @@ SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priorit
  LIMIT $2;
 
 -- name: ready_after
--- the next $2 after the job ($3 prio_path, $4 id) in the same order
+-- the next $2 after the job ($3 prio_path, $4 id) in the same order, with the same columns
 SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
        j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
-           AS has_dependencies
+           AS has_dependencies,
+       CASE WHEN j.run_done > 0 THEN
+           (SELECT array_agg(DISTINCT e.worker) FROM events e
+             WHERE e.job_id = j.id
+               AND (e.state = 'ERROR'
+                    OR (e.state = 'TIMEOUT' AND e.reason <> ALL (corral_lost_reasons()))))
+       END AS failed_on
   FROM jobs j
  WHERE j.state = 'WAITING' AND NOT j.paused AND j.command <> '' AND j.held_until = 0
    AND j.affinity_ids = $1

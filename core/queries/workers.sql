@@ -11,12 +11,15 @@ SELECT name FROM workers WHERE name = $1 FOR NO KEY UPDATE;
 
 -- name: register
 -- first contact, or a worker coming back: it is WAITING again unless it runs something;
--- $4 the resources it offers
-INSERT INTO workers (name, ip, ping_time, slots, resources)
-VALUES ($1, $2, corral_epoch(), $3, $4::jsonb)
+-- $4 the resources it offers, $5 its pool and $6 its apps (NULL: as they were, none for a
+-- new worker)
+INSERT INTO workers (name, ip, ping_time, slots, resources, pool, apps)
+VALUES ($1, $2, corral_epoch(), $3, $4::jsonb, coalesce($5::text, ''),
+        coalesce($6::text[], '{}'))
 ON CONFLICT (name) DO UPDATE
    SET ip = excluded.ip, ping_time = excluded.ping_time, slots = excluded.slots,
        resources = excluded.resources,
+       pool = coalesce($5::text, workers.pool), apps = coalesce($6::text[], workers.apps),
        state = CASE WHEN workers.state = 'TIMEOUT' THEN 'WAITING' ELSE workers.state END;
 
 -- name: ensure
