@@ -105,8 +105,18 @@ class Clients:
 
     async def register(self, name: str, ip: str, profile: dict[str, object]) -> None:
         """A client starts, or registers again (its runs of an earlier life end; its
-        counters, skip list and suspension stay)."""
-        await self._workers.register(name, ip, slots=1, rules=AFFINITY)
+        counters, skip list and suspension stay). Its group is its worker's pool and its
+        apps the applications it runs, as the placement policy matches them."""
+        group = profile.get("group")
+        apps = profile.get("apps")
+        await self._workers.register(
+            name,
+            ip,
+            slots=1,
+            rules=AFFINITY,
+            pool=group if isinstance(group, str) else "",
+            apps=[a for a in apps if isinstance(a, str)] if isinstance(apps, list) else [],
+        )
 
         async def work(conn: Conn) -> None:
             await conn.execute(Q["put_client"], name, msgspec.json.encode(profile).decode())

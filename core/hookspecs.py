@@ -43,7 +43,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     # the workers on which a run of this job failed (a non-zero exit, or stopped for its
     # timeout); runs ended by a lost or restarted worker, a pause or a reset do not count.
     # Read for the candidates of a dispatch pass only (empty in the other hooks), and only
-    # for jobs that have run.
+    # for jobs that have run since their last reset or are tagged `retry-elsewhere`.
     failed_on: frozenset[str] = frozenset()
 
 

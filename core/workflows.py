@@ -20,6 +20,7 @@ from core.db import Conn, Database
 from core.errors import Invalid, NotFound
 from core.jobs import Jobs
 from core.models import JobEdit, JobSpec
+from core.placement import RETRY_ELSEWHERE, app_tag, pool_tag
 from core.sql import Queries
 
 if TYPE_CHECKING:
@@ -379,7 +380,8 @@ class Workflows:
                     group,
                     [
                         JobSpec(title=f"{task.name}_{rank}", command=command, affinity=AFFINITY,
-                                user=info.user or USER, retry=retry)
+                                user=info.user or USER, retry=retry,
+                                tags=placement_tags(info.clientgroups, task.cmd.name))
                         for rank in units
                     ],
                 )  # fmt: skip
@@ -656,3 +658,11 @@ def _job_state(kept: str | None, tree: str, paused: bool, tasks: list[TaskView])
     if any(t.state in ("in-progress", "completed") for t in tasks):
         return "in-progress"
     return "queued"
+
+
+def placement_tags(clientgroups: str, app: str) -> list[str]:
+    """A workunit's placement (core.placement): the clients of one of `clientgroups`
+    (comma-separated; any client when empty) that run `app`, and never again a client
+    that failed it (AWE's skip list)."""
+    groups = [g.strip() for g in clientgroups.split(",") if g.strip()]
+    return [RETRY_ELSEWHERE, app_tag(app), *(pool_tag(g) for g in groups)]

@@ -75,15 +75,16 @@ SELECT id, name FROM affinities;
 -- an EXISTS, the planner hashed the whole dependencies table for each call, expecting
 -- the whole set to be read (8 ms at 30,000 queued jobs, growing with the queue).
 -- The workers a job failed on (placement's retry-elsewhere) are a probe of events_job,
--- made only for a job that has run: a fresh job cannot have failed, and most of a big
--- queue is fresh. A failed run ended ERROR (a non-zero exit) or TIMEOUT for its timeout;
+-- made only for a job that has run since it was last reset, or that is tagged
+-- retry-elsewhere (core/placement.py), whose failures a reset does not forgive (AWE's
+-- skip lists outlive a resume): most of a big queue is fresh and untagged. A failed run ended ERROR (a non-zero exit) or TIMEOUT for its timeout;
 -- a TIMEOUT for a lost worker (corral_lost_reasons(), migration 0007) and the CANCELED
 -- runs of restarts, pauses and resets are not the job's failure.
 SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priority,
        j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
            AS has_dependencies,
-       CASE WHEN j.run_done > 0 THEN
+       CASE WHEN j.run_done > 0 OR 'retry-elsewhere' = ANY (j.tags) THEN
            (SELECT array_agg(DISTINCT e.worker) FROM events e
              WHERE e.job_id = j.id
                AND (e.state = 'ERROR'
@@ -101,7 +102,7 @@ SELECT j.id, coalesce(j.parent_id, 0) AS parent, j.title, j.user_name, j.priorit
        j.prio_path, j.affinity_ids, j.tags, j.retry, j.run_done, j.timeout, j.resources,
        coalesce((SELECT true FROM dependencies d WHERE d.job_id = j.id LIMIT 1), false)
            AS has_dependencies,
-       CASE WHEN j.run_done > 0 THEN
+       CASE WHEN j.run_done > 0 OR 'retry-elsewhere' = ANY (j.tags) THEN
            (SELECT array_agg(DISTINCT e.worker) FROM events e
              WHERE e.job_id = j.id
                AND (e.state = 'ERROR'
