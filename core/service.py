@@ -1,6 +1,7 @@
 """The core as one object: what a face holds to serve its requests."""
 
 from core.affinities import Affinities
+from core.client_groups import ClientGroups
 from core.clients import Clients
 from core.config import Config
 from core.db import Database
@@ -36,6 +37,7 @@ class Core:
         self.events = Events(db, config)
         self.affinities = Affinities(db)
         self.tokens = Tokens(db)
+        self.client_groups = ClientGroups(db)
         self.job_types = JobTypes(db, config, self.jobs, Secrets(config.server.secret_key_path()))
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)

@@ -18,8 +18,12 @@ from core.sql import Queries
 
 Q = Queries("tokens.sql")
 
+# an API token's role
 Role = Literal["admin", "user", "worker"]
 ROLES: Final[tuple[Role, ...]] = ("admin", "user", "worker")
+# a caller's: an API token's role, or "cgroup" for a client sending its client group's
+# token (core/client_groups.py), which is no API token
+CallerRole = Role | Literal["cgroup"]
 # seconds a lookup (or the absence of any token) is trusted before asking again
 FRESH: Final = 5.0
 # tokens start with this, so a leaked one is easy to recognize and search for
@@ -30,10 +34,15 @@ _CACHE_LIMIT = 10_000
 
 class Identity(msgspec.Struct, frozen=True):
     """Who a request comes from. With no token created yet (a first try on loopback),
-    every caller is an anonymous admin."""
+    every caller is an anonymous admin.
+
+    `group` is the client group whose token the caller sent, in open mode too (an AWE
+    client's registration depends on it); None without one. A client group's caller has
+    the role "cgroup" and the group as its name once API tokens exist."""
 
     name: str
-    role: Role
+    role: CallerRole
+    group: str | None = None
 
 
 OPEN: Final = Identity(name="", role="admin")

@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.params import PathParameter
 
 from api.access import access
+from api.awe.cgroups import ClientGroupsController
 from api.awe.clients import ClientsController
 from api.awe.envelope import HEADERS, AweError, Envelope, error_body
 from api.awe.jobs import JobsController
@@ -31,6 +32,7 @@ def awe_routers() -> list[Router]:
                 JobsController,
                 WorkController,
                 ClientsController,
+                ClientGroupsController,
                 NodesController,
                 root,
                 preflight,

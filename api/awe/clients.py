@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import State, UploadFile
 from litestar.params import PathParameter
 
-from api.access import access, identity_of
+from api.access import IdentityDep, access, as_client, as_worker, identity_of
 from api.awe.envelope import Envelope, ok
 from api.awe.wire import rfc3339
 from api.params import CoreDep
@@ -152,11 +152,13 @@ class ClientsController(Controller):
             return ok(f"{n} suspended clients resumed")
         raise Invalid("requested client operation not supported")
 
-    @post("/", status_code=200, opt=access("read"))
+    @post("/", status_code=200, opt=access("worker"))
     async def register(
-        self, core: CoreDep, request: Request[object, object, State]
+        self, core: CoreDep, identity: IdentityDep, request: Request[object, object, State]
     ) -> Response[Envelope]:
-        """A client's profile (file `profile`); answered with it and the server's UUID."""
+        """A client's profile (file `profile`); answered with it and the server's UUID. A
+        client sending a client group's token (`CG_TOKEN`) joins that group only; one
+        sending none joins any group not made through /cgroup."""
         profile: dict[str, object] | None = None
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form()
@@ -171,12 +173,24 @@ class ClientsController(Controller):
         name = profile.get("id")
         if not isinstance(name, str) or not name or "/" in name:
             raise Invalid("Error in registering new client:the profile has no id")
+        group = profile.get("group", "")
+        if not isinstance(group, str):
+            raise Invalid("Error in registering new client:the profile's group must be a string")
+        try:
+            await core.client_groups.admit(group, identity.group)
+        except Invalid as exc:
+            raise Invalid(f"Error in registering new client:{exc.message}") from None
+        if identity.role == "worker":
+            # a worker token registers only the client of its own name
+            as_worker(identity, name)
+        # nor does a group's token take over a client registered in another group
+        await as_client(core, identity, name)
         host = request.client.host if request.client else ""
         await core.clients.register(name, host, profile)
         server = await core.workflows.server()
         return ok({**profile, "server_uuid": server.uuid})
 
-    @get("/{client_id:str}", opt=access("read"))
+    @get("/{client_id:str}", opt=access("worker"))
     async def client(
         self, core: CoreDep, client_id: ClientId, request: Request[object, object, State]
     ) -> Response[Envelope]:
@@ -187,7 +201,7 @@ class ClientsController(Controller):
         except NotFound as exc:
             raise Invalid(exc.message) from None
 
-    @route("/{client_id:str}", http_method=["PUT"], status_code=200, opt=access("read"))
+    @route("/{client_id:str}", http_method=["PUT"], status_code=200, opt=access("worker"))
     async def change(
         self, core: CoreDep, client_id: ClientId, request: Request[object, object, State]
     ) -> Response[Envelope]:

@@ -7,10 +7,11 @@ of `multipart` (the one Litestar itself depends on), and a file part's bytes go 
 to the store: nothing holds a whole upload. Answers are Shock's envelope
 `{"status","data","error"}`; refusals come out in it through the face's error shape.
 
-Access: reads are `read`, writes `submit`, as Corral's own check has them. What AWE asks
-for instead (docs/awe.md §2) is the job's data token in `Authorization: OAuth <token>`;
-until that check exists (the node's job's data token, compared in constant time, open
-mode answering all), the AWE face must let `OAuth` through Corral's Bearer check.
+Access: `data` (api/access.py), any API token or client group token, reads open with
+`[auth] public_reads`. AWE's worker sends the job's data token as `Authorization: OAuth
+<token>`, which Corral takes as an API token: a job whose data token is its user's Corral
+token has its files moved. What AWE asks for beyond that (docs/awe.md §2), a check of the
+node's own job's data token, does not exist yet.
 """
 
 import datetime
@@ -244,7 +245,7 @@ def _count(value: str) -> int:
 class NodesController(Controller):
     path = "/node"
 
-    @post("/", opt=access("submit"), request_max_body_size=None, status_code=200)
+    @post("/", opt=access("data"), request_max_body_size=None, status_code=200)
     async def create(self, core: CoreDep, request: Request[Any, Any, State]) -> Response[Envelope]:
         """A new node, with the fields of the form applied (Shock's POST /node)."""
         kind = request.headers.get("content-type", "")
@@ -254,7 +255,7 @@ class NodesController(Controller):
         nodes = Nodes(core.db, core.config)
         return _answer(await _apply(nodes, await nodes.create(), request, form_needed=False))
 
-    @put("/{node_id:str}", opt=access("submit"), request_max_body_size=None)
+    @put("/{node_id:str}", opt=access("data"), request_max_body_size=None)
     async def update(
         self, core: CoreDep, node_id: NodeId, request: Request[Any, Any, State]
     ) -> Response[Envelope]:
@@ -262,7 +263,7 @@ class NodesController(Controller):
         nodes = Nodes(core.db, core.config)
         return _answer(await _apply(nodes, await nodes.get(node_id), request, form_needed=True))
 
-    @get("/{node_id:str}", opt=access("read"))
+    @get("/{node_id:str}", opt=access("data"))
     async def read(
         self, core: CoreDep, node_id: NodeId, request: Request[Any, Any, State]
     ) -> Response[Envelope] | Stream:

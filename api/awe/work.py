@@ -33,7 +33,7 @@ def _client(request: Request[object, object, State]) -> str:
 class WorkController(Controller):
     path = "/work"
 
-    @get("/", opt=access("read"))
+    @get("/", opt=access("worker"))
     async def checkout(
         self, core: CoreDep, request: Request[object, object, State]
     ) -> Response[Envelope]:
@@ -47,7 +47,7 @@ class WorkController(Controller):
             raise Invalid("No eligible workunit found")
         return ok(workunit_out(unit, client, "reserved"))
 
-    @get("/{unit_id:str}", opt=access("read"))
+    @get("/{unit_id:str}", opt=access("worker"))
     async def workunit(
         self, core: CoreDep, unit_id: UnitId, request: Request[object, object, State]
     ) -> Response[Envelope]:
@@ -71,7 +71,7 @@ class WorkController(Controller):
         unit = await core.workflows.unit(job)
         return ok(workunit_out(unit, "", "queued"))
 
-    @put("/{unit_id:str}", status_code=200, opt=access("read"), request_max_body_size=None)
+    @put("/{unit_id:str}", status_code=200, opt=access("worker"), request_max_body_size=None)
     async def report(
         self, core: CoreDep, unit_id: UnitId, request: Request[object, object, State]
     ) -> Response[Envelope]:
