@@ -98,6 +98,11 @@ async def authorize(
 ) -> None:
     """Identify the caller and check the route's access level."""
     core: Core = connection.app.state.core
+    if connection.scope.get("method") == "OPTIONS":
+        # a browser's CORS preflight never carries credentials, and its answer tells
+        # nothing of the farm
+        connection.state.identity = None
+        return
     identity = await _identify(connection, core)
     connection.state.identity = identity
     level: Access = handler.opt.get("access") or (

@@ -59,7 +59,7 @@ class Sql:
             "job_types", "job_type_revisions", "services", "service_groups",
             "service_allocations", "logger_defaults", "logger_overrides", "documents",
             "genvid_secrets", "service_index", "workflows", "workflow_tasks", "workflow_units",
-            "workflow_reports", "workflow_clients", "awe_nodes", "awe_node_parts",
+            "workflow_reports", "workflow_clients", "awe_nodes", "awe_node_parts", "client_groups",
         ]  # fmt: skip
         return {
             t: [tuple(r) for r in self.fetch(f"SELECT * FROM {t} ORDER BY ({t}.*)::text")]

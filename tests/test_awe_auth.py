@@ -493,6 +493,46 @@ def test_the_worker_routes_take_a_group_token_a_worker_token_or_an_admin(
     assert refused(register(admin, profile("render", OTHER_CLIENT)), 400) == NO_TOKEN
 
 
+def test_a_workunits_secrets_go_to_its_client_alone_and_its_reports_to_readers(
+    closed: Closed,
+) -> None:
+    admin = closed.bearer("root")
+    token = create(admin, "render")["token"]
+    in_render = closed(f"CG_TOKEN {token}")
+    envelope(register(in_render, profile("render")))
+    document = {
+        "tasks": [
+            {
+                "taskid": "0",
+                "cmd": {"name": "bash", "args": "-c true", "environ": {"private": {"KEY": "s"}}},
+            }
+        ]
+    }
+    submitted = closed(f"OAuth {closed.secrets['ana']}").post(
+        "/awe/job", files={"upload": ("wf.json", json.dumps(document).encode())}
+    )  # fmt: skip
+    unit = envelope(submitted)["id"] + "_0_0"
+    # before its checkout, not even its client reads them
+    early = in_render.get(f"/awe/work/{unit}", params={"privateenv": "", "client": CLIENT})
+    assert refused(early, 400) == f"the workunit is not checked out by client {CLIENT}"
+    assert envelope(in_render.get("/awe/work", params={"client": CLIENT}))["id"] == unit
+    secret = in_render.get(f"/awe/work/{unit}", params={"privateenv": "", "client": CLIENT})
+    assert json.loads(secret.headers["Privateenv"]) == {"KEY": "s"}
+    ana = closed.bearer("ana")
+    asked = ana.get(f"/awe/work/{unit}", params={"privateenv": "", "client": CLIENT})
+    assert refused(asked, 403) == "only the client running a workunit reads its secrets"
+    assert "Privateenv" not in asked.headers
+    assert closed().get(f"/awe/work/{unit}").status_code == 401
+    envelope(in_render.put(f"/awe/work/{unit}", params={"status": "done", "client": CLIENT},
+                           files={"stdout": ("awe_stdout.txt", b"hello\n")}))  # fmt: skip
+    # a user reads the workunit and what its report carried
+    assert envelope(ana.get(f"/awe/work/{unit}", params={"report": "stdout"})) == "hello\n"
+    # a browser's CORS preflight carries no token
+    preflight = closed().options("/awe/job")
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+
+
 def test_the_node_store_takes_any_token_and_refuses_none(closed: Closed, sql: Sql) -> None:
     token = create(closed.bearer("root"), "render")["token"]
     before = state(sql)

@@ -32,7 +32,7 @@ TABLES = (
     "jobs, dependencies, affinities, workers, worker_rules, events, job_logs, job_types, "
     "job_type_revisions, services, service_groups, service_allocations, logger_defaults, "
     "logger_overrides, documents, genvid_secrets, awe_nodes, awe_node_parts, awe_node_chunks, "
-    "workflows, workflow_tasks, workflow_units, workflow_reports, workflow_clients"
+    "workflows, workflow_tasks, workflow_units, workflow_reports, workflow_clients, client_groups"
 )
 
 

@@ -28,7 +28,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser, par
 
 from api.access import access
 from api.awe.envelope import HEADERS, Envelope
-from api.params import CoreDep
+from api.params import CoreDep, natural
 from core.errors import Invalid
 from core.nodes import UNSET, Node, Nodes, TooLarge
 
@@ -220,8 +220,8 @@ async def _apply(
             elif name == "upload":
                 node = await nodes.put_file(node.id, segment.filename, data, attributes)
                 attributes = UNSET
-            elif name.isdigit():
-                node = await nodes.put_part(node.id, int(name), data, attributes)
+            elif (part := natural(name, 9)) is not None:
+                node = await nodes.put_part(node.id, part, data, attributes)
                 attributes = UNSET
             else:
                 raise Invalid(f"unknown file field {name!r}")

@@ -7,12 +7,12 @@ from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State, UploadFile
 from litestar.params import PathParameter
 
-from api.access import access
+from api.access import access, as_client, as_worker, identity_of
 from api.awe.envelope import Envelope, ok
 from api.awe.wire import workunit_out
 from api.params import CoreDep
 from core.clients import Status
-from core.errors import Invalid, NotFound
+from core.errors import Forbidden, Invalid, NotFound
 
 UnitId = Annotated[str, PathParameter(description="<jobid>_<taskid>_<rank>, or base64: of it")]
 REPORTS = ("stdout", "stderr", "worknotes")
@@ -28,6 +28,20 @@ def _client(request: Request[object, object, State]) -> str:
     if not client:
         raise Invalid("This request type requires the client=clientid parameter.")
     return client
+
+
+async def _holder(core: CoreDep, request: Request[object, object, State], job: int) -> None:
+    """The caller is the client named by `?client=` (its worker token, its group's, or an
+    admin) and that client runs the workunit: its secrets go to it alone."""
+    client = _client(request)
+    identity = identity_of(request)
+    if identity.role not in ("admin", "worker", "cgroup"):
+        raise Forbidden("only the client running a workunit reads its secrets")
+    if identity.role == "worker":
+        as_worker(identity, client)
+    await as_client(core, identity, client)
+    if await core.runs.current_event(job, client) is None:
+        raise Invalid(f"the workunit is not checked out by client {client}")
 
 
 class WorkController(Controller):
@@ -47,15 +61,19 @@ class WorkController(Controller):
             raise Invalid("No eligible workunit found")
         return ok(workunit_out(unit, client, "reserved"))
 
-    @get("/{unit_id:str}", opt=access("worker"))
+    @get("/{unit_id:str}", opt=access("data"))
     async def workunit(
         self, core: CoreDep, unit_id: UnitId, request: Request[object, object, State]
     ) -> Response[Envelope]:
+        """A workunit, the text a report carried (`?report=`), or, for the client that
+        runs it only, its data token (`?datatoken`) or private environment (`?privateenv`)."""
         query = request.query_params
         try:
             job = await core.workflows.leaf(unit_id)
         except NotFound as exc:
             raise Invalid(exc.message) from None
+        if "datatoken" in query or "privateenv" in query:
+            await _holder(core, request, job)
         if "datatoken" in query:
             return ok(None, headers={"Datatoken": ""})
         if "privateenv" in query:

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.access import access
 from api.genvid.wire import CountChange, JobOut, job_out
-from api.params import CoreDep
+from api.params import CoreDep, natural
 from core.errors import Invalid
 
 JobName = Annotated[str, PathParameter(description="the job's name, from its definition")]
@@ -39,9 +39,10 @@ def asked_index(header: str | None, query: str | None) -> int:
     for name, value in (("waitIndex", header), ("index", query)):
         if value is None:
             continue
-        if not value.strip().isdigit():
+        index = natural(value.strip())
+        if index is None:
             raise Invalid(f"{name} {value!r} is not a non-negative integer")
-        return int(value.strip())
+        return index
     return 0
 
 

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from api.access import access
 from api.genvid.wire import task_status
-from api.params import CoreDep
+from api.params import CoreDep, natural
 from core.errors import Invalid, NotFound
 from core.logs import STREAMS, Stream
 
@@ -126,7 +126,7 @@ class LogsController(Controller):
         before its end."""
         if origin not in ("start", "end"):
             raise Invalid(f"origin {origin!r} must be start or end")
-        if not offset.isdigit():
+        if natural(offset) is None:
             raise Invalid(f"offset {offset!r} is not a non-negative integer")
         if fs not in STREAMS:
             raise Invalid(f"{fs!r} is not a log stream; use stdout or stderr")
