@@ -11,7 +11,9 @@ from api.access import access
 from api.awe.clients import ClientsController
 from api.awe.envelope import HEADERS, AweError, Envelope, error_body
 from api.awe.jobs import JobsController
+from api.awe.logger import LoggerController
 from api.awe.nodes import NodesController
+from api.awe.queue import QueueController
 from api.awe.wire import describe
 from api.awe.work import WorkController
 from api.errors import shape_errors
@@ -32,6 +34,8 @@ def awe_routers() -> list[Router]:
                 WorkController,
                 ClientsController,
                 NodesController,
+                QueueController,
+                LoggerController,
                 root,
                 preflight,
             ],
