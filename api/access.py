@@ -228,6 +228,15 @@ async def _client_group(core: Core, secret: str) -> Identity:
     return Identity(name=group, role="cgroup", group=group)
 
 
+def api_token(request: Request[object, object, State]) -> str:
+    """The API token the caller was identified by; "" in open mode (no token is needed
+    there) and for anonymous or client-group callers."""
+    identity = identity_of(request)
+    if identity == OPEN or identity.role == "cgroup":
+        return ""
+    return _secret(request.headers.get("authorization", ""))
+
+
 def _secret(header: str) -> str:
     """The token of an Authorization header: `Bearer <token>` (or `Token <token>`, or
     `OAuth <token>`), or `Basic` with the token as the password (the user name is not

@@ -55,7 +55,13 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             app.state.core = core
             await core.services.sync(definitions(config.genvid))
             scheduler = Scheduler(
-                database_url, config, core.planner, core.picks, core.runs, core.services
+                database_url,
+                config,
+                core.planner,
+                core.picks,
+                core.runs,
+                core.services,
+                workflows=core.workflows,
             )
             await scheduler.start()
             yield

@@ -148,6 +148,9 @@ class AweConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # bytes one node of the node store may hold (an upload or all its parts together);
     # more is refused with 413 and nothing stored
     max_node_bytes: Positive = 1024 * 1024 * 1024
+    # seconds between passes of the expiry: completed and deleted jobs whose expiration
+    # (`PUT /job/<id>?expiration=`) has passed are removed
+    expiry_interval: Seconds = 60.0
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

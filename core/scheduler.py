@@ -18,6 +18,7 @@ from core.config import Config
 from core.dispatch import Picks, Planner
 from core.runs import Runs
 from core.services import Services
+from core.workflows import Workflows
 
 log = logging.getLogger("corral.scheduler")
 # a listener connection lost is opened again after this many seconds
@@ -33,6 +34,7 @@ class Scheduler:
         picks: Picks,
         runs: Runs,
         services: Services,
+        workflows: Workflows | None = None,
     ) -> None:
         self._url = database_url
         self._config = config
@@ -40,6 +42,7 @@ class Scheduler:
         self._picks = picks
         self._runs = runs
         self._services = services
+        self._workflows = workflows
         self._reconciling = False
         self._reconcile_again = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -56,6 +59,8 @@ class Scheduler:
         self._add("release", self._runs.release_held, d.retry_interval)
         self._services.on_change = self.wake_reconcile
         self._add("reconcile", self._reconcile, self._config.genvid.settings.reconcile_interval)
+        if self._workflows is not None:
+            self._add("awe_expiry", self._workflows.expire, self._config.awe.expiry_interval)
         self._scheduler.start()
         self._listener = asyncio.create_task(self._listen())
 

@@ -45,6 +45,17 @@ ONE_TASK: dict[str, Any] = {
     "info": {"name": "one", "user": "ana", "clientgroups": "render"},
     "tasks": [{"taskid": "0", "cmd": {"name": "bash", "args": "-c 'echo from the group'"}}],
 }
+# a file from one task to the next through the node store, which needs a token of the job
+TWO_TASKS: dict[str, Any] = {
+    "info": {"name": "two", "user": "ana", "clientgroups": "render"},
+    "tasks": [
+        {"taskid": "0",
+         "cmd": {"name": "bash", "args": "-c 'echo from the group; echo hi > a.txt'"},
+         "outputs": [{"filename": "a.txt"}]},
+        {"taskid": "1", "cmd": {"name": "bash", "args": "-c 'cat a.txt a.txt > b.txt'"},
+         "inputs": [{"filename": "a.txt", "origin": "0"}], "outputs": [{"filename": "b.txt"}]},
+    ],
+}  # fmt: skip
 # the API tokens of the servers that need them: name -> role (a worker token's name is the
 # client it registers)
 TOKENS: dict[str, Role] = {"root": "admin", "ana": "user", CLIENT: "worker"}
@@ -556,7 +567,8 @@ def test_the_real_worker_with_its_groups_token_runs_a_job_on_a_server_with_token
     admin = closed.bearer("root")
     token = create(admin, "render")["token"]
     ana = closed(f"OAuth {closed.secrets['ana']}")
-    submitted = ana.post("/awe/job", files={"upload": ("wf.json", json.dumps(ONE_TASK).encode())})
+    # no Datatoken: the job's data token is ana's own API token
+    submitted = ana.post("/awe/job", files={"upload": ("wf.json", json.dumps(TWO_TASKS).encode())})
     job_id = envelope(submitted)["id"]
 
     def state_of_job() -> str:
@@ -579,7 +591,13 @@ def test_the_real_worker_with_its_groups_token_runs_a_job_on_a_server_with_token
     stdout = envelope(admin.get(f"/awe/work/{job_id}_0_0", params={"report": "stdout"}))
     assert stdout.startswith("from the group")
     job = envelope(admin.get(f"/awe/job/{job_id}"))
-    assert [(t["task_name"], t["state"]) for t in job["tasks"]] == [("0", "completed")]
+    assert [(t["task_name"], t["state"]) for t in job["tasks"]] == [
+        ("0", "completed"), ("1", "completed")
+    ]  # fmt: skip
+    [b] = job["tasks"][1]["outputs"]
+    assert ana.get(f"/awe/node/{b['node']}", params={"download": ""}).content == b"hi\nhi\n"
+    # the node store refuses a caller with no token, and the data token is no one else's
+    assert closed().get(f"/awe/node/{b['node']}", params={"download": ""}).status_code == 401
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["open", "with-tokens"])

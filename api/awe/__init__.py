@@ -12,7 +12,9 @@ from api.awe.cgroups import ClientGroupsController
 from api.awe.clients import ClientsController
 from api.awe.envelope import HEADERS, AweError, Envelope, error_body
 from api.awe.jobs import JobsController
+from api.awe.logger import LoggerController
 from api.awe.nodes import NodesController
+from api.awe.queue import QueueController
 from api.awe.wire import describe
 from api.awe.work import WorkController
 from api.errors import shape_errors
@@ -34,6 +36,8 @@ def awe_routers() -> list[Router]:
                 ClientsController,
                 ClientGroupsController,
                 NodesController,
+                QueueController,
+                LoggerController,
                 root,
                 preflight,
             ],

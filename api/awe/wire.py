@@ -6,7 +6,7 @@ from typing import Final
 
 import msgspec
 
-from core.workflows import IO, Server, TaskView, Unit, Workflow
+from core.workflows import IO, QueueCounts, Reports, Server, TaskView, Unit, Workflow, ranks
 
 VERSION: Final = "0.9.68"
 # Go's zero time, which AWE shows for a time not set
@@ -112,7 +112,7 @@ def info_out(workflow: Workflow) -> InfoOut:
         startedtime=rfc3339(workflow.started),
         completedtime=rfc3339(workflow.completed),
         priority=info.priority,
-        auth=False,
+        auth=workflow.auth,
         noretry=info.noretry,
         userattr=info.userattr,
         description=info.description,
@@ -167,6 +167,193 @@ def job_out(workflow: Workflow, state: str | None = None) -> JobOut:
         error=workflow.error,
         resumed=workflow.resumed,
         shockhost="",
+    )
+
+
+class WorkLogOut(msgspec.Struct, kw_only=True):
+    wuid: str
+    rank: int
+    logs: dict[str, str]
+
+
+class TaskLogOut(msgspec.Struct, kw_only=True):
+    taskid: str
+    state: str
+    totalwork: int
+    completeddate: str
+    workunits: list[WorkLogOut]
+
+
+class JobLogOut(msgspec.Struct, kw_only=True):
+    """`GET /job/<id>?report`: AWE's JobLog, each workunit with its last reports."""
+
+    id: str
+    state: str
+    updatetime: str
+    error: dict[str, object] | None
+    resumed: int
+    tasks: list[TaskLogOut]
+
+
+REPORT_KINDS: Final = ("stdout", "stderr", "worknotes")
+
+
+def job_log_out(workflow: Workflow, reports: Reports) -> JobLogOut:
+    tasks = []
+    for view in workflow.tasks:
+        name = view.task.name
+        units = [
+            WorkLogOut(
+                wuid=f"{workflow.id}_{name}_{rank}",
+                rank=rank,
+                # AWE answers "" for a log no report carried
+                logs={k: reports.get((name, rank), {}).get(k, "") for k in REPORT_KINDS},
+            )
+            for rank in ranks(view.task.totalwork)
+        ]
+        tasks.append(
+            TaskLogOut(
+                taskid=f"{workflow.id}_{name}",
+                state=view.state,
+                totalwork=view.task.totalwork,
+                completeddate=rfc3339(view.completed),
+                workunits=units,
+            )
+        )
+    return JobLogOut(
+        id=workflow.id,
+        state=workflow.state,
+        updatetime=rfc3339(workflow.updated),
+        error=workflow.error,
+        resumed=workflow.resumed,
+        tasks=tasks,
+    )
+
+
+class JobMinOut(msgspec.Struct, kw_only=True):
+    """A job in `GET /job?verbosity=minimal` (AWE's JobMin)."""
+
+    id: str
+    name: str
+    size: int
+    submittime: str
+    completedtime: str
+    computetime: int
+    task: list[int]
+    state: list[str]
+    userattr: dict[str, str]
+
+
+def job_min_out(workflow: Workflow) -> JobMinOut:
+    return JobMinOut(
+        id=workflow.id,
+        name=workflow.info.name,
+        # what its tasks read: the sizes its inputs were given
+        size=sum(io.size for t in workflow.tasks for io in t.task.inputs),
+        submittime=rfc3339(workflow.submitted),
+        completedtime=rfc3339(workflow.completed),
+        computetime=0,
+        task=[t.remainwork for t in workflow.tasks],
+        state=[t.state for t in workflow.tasks],
+        userattr=workflow.info.userattr,
+    )
+
+
+class JobPerfOut(msgspec.Struct, kw_only=True):
+    """A live job in `GET /queue?job` (AWE's JobPerf; Corral keeps no per-task perf)."""
+
+    id: str
+    queued: int
+    start: int
+    end: int
+    resp: int
+    task_stats: dict[str, object]
+    work_stats: dict[str, object]
+
+
+class JobQueueOut(msgspec.Struct, kw_only=True):
+    active: dict[str, JobPerfOut]
+    suspend: dict[str, bool]
+
+
+def job_queue_out(live: list[Workflow]) -> JobQueueOut:
+    active = {
+        w.id: JobPerfOut(
+            id=w.id,
+            queued=int(w.submitted),
+            start=int(w.started or 0),
+            end=0,
+            resp=0,
+            task_stats={},
+            work_stats={},
+        )
+        for w in live
+        if w.state != "suspend"
+    }
+    return JobQueueOut(active=active, suspend={w.id: True for w in live if w.state == "suspend"})
+
+
+def queue_json(counts: QueueCounts) -> dict[str, dict[str, int]]:
+    """`GET /queue?json`: AWE's GetJsonStatus."""
+    c = counts
+    return {
+        "jobs": {
+            "total": c.jobs_active + c.jobs_suspended,
+            "active": c.jobs_active,
+            "suspended": c.jobs_suspended,
+        },
+        "tasks": {
+            "total": c.tasks_total,
+            "queuing": c.tasks_queuing,
+            "in-progress": c.tasks_in_progress,
+            "pending": c.tasks_pending,
+            "completed": c.tasks_completed,
+            "suspended": c.tasks_suspended,
+            "failed": c.tasks_failed,
+        },
+        "workunits": {
+            "total": c.units_queuing + c.units_checkout + c.units_suspended,
+            "queuing": c.units_queuing,
+            "checkout": c.units_checkout,
+            "suspended": c.units_suspended,
+        },
+        "clients": {
+            "total": c.clients_total,
+            "busy": c.clients_busy,
+            "idle": c.clients_total - c.clients_busy,
+            "suspended": c.clients_suspended,
+        },
+    }
+
+
+def queue_text(counts: QueueCounts, now: float) -> str:
+    """`GET /queue`: AWE's GetTextStatus, line for line."""
+    s = queue_json(counts)
+    jobs, tasks, units, clients = s["jobs"], s["tasks"], s["workunits"], s["clients"]
+    # Go's time.Time.String(), without the monotonic clock reading
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
+    return (
+        "++++++++AWE server queue status++++++++\n"
+        f"total jobs ............... {jobs['total']}\n"
+        f"    active:           ({jobs['active']})\n"
+        f"    suspended:        ({jobs['suspended']})\n"
+        f"total tasks .............. {tasks['total']}\n"
+        f"    queuing:          ({tasks['queuing']})\n"
+        f"    in-progress:      ({tasks['in-progress']})\n"
+        f"    pending:          ({tasks['pending']})\n"
+        f"    completed:        ({tasks['completed']})\n"
+        f"    suspended:        ({tasks['suspended']})\n"
+        f"    failed & skipped: ({tasks['failed']})\n"
+        f"total workunits .......... {units['total']}\n"
+        f"    queuing:          ({units['queuing']})\n"
+        f"    checkout:         ({units['checkout']})\n"
+        f"    suspended:        ({units['suspended']})\n"
+        f"total clients ............ {clients['total']}\n"
+        f"    busy:             ({clients['busy']})\n"
+        f"    idle:             ({clients['idle']})\n"
+        f"    suspend:          ({clients['suspended']})\n"
+        f"---last update: {shown}\n\n"
     )
 
 

@@ -75,7 +75,7 @@ class WorkController(Controller):
         if "datatoken" in query or "privateenv" in query:
             await _holder(core, request, job)
         if "datatoken" in query:
-            return ok(None, headers={"Datatoken": ""})
+            return ok(None, headers={"Datatoken": await core.workflows.datatoken(job)})
         if "privateenv" in query:
             unit = await core.workflows.unit(job)
             private = unit.task.task.cmd.environ.private
