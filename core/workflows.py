@@ -838,6 +838,13 @@ class Workflows:
             chosen = set(groups) if task is None else _downstream(workflow, task)
             await self._jobs.unpause_in(conn, [root])
             await self._jobs.reset_in(conn, [groups[name] for name in chosen])
+            # their outputs go back to no file, so that no downstream task and no reader
+            # takes the bytes of the run before for those of the run again
+            outputs = [
+                io.node for view in workflow.tasks if view.task.name in chosen
+                for io in view.task.outputs
+            ]  # fmt: skip
+            await conn.execute(NODES["empty"], _node_ids(outputs))
             await conn.execute(Q["mark"], root, None, 1, None)
 
         await self._db.transact(work)
@@ -1226,3 +1233,15 @@ def placement_tags(clientgroups: str, app: str) -> list[str]:
     that failed it (AWE's skip list)."""
     groups = [g.strip() for g in clientgroups.split(",") if g.strip()]
     return [RETRY_ELSEWHERE, app_tag(app), *(pool_tag(g) for g in groups)]
+
+
+def _node_ids(nodes: Sequence[str]) -> list[uuid.UUID]:
+    """The ids of the node store among `nodes` (an imported job's outputs may name the
+    nodes of another store, or none: `-`)."""
+    found = []
+    for node in nodes:
+        try:
+            found.append(uuid.UUID(node))
+        except ValueError:
+            continue
+    return found

@@ -258,3 +258,50 @@ def test_a_silent_client_is_dropped_and_its_workunit_runs_elsewhere(
     assert job(api, job_id)["state"] == "in-progress"
     report(api, CLIENTS[1], unit, "done")
     assert job(api, job_id)["state"] == "completed"
+
+
+def test_client_groups_and_apps_choose_the_clients_and_clientgroup_moves_the_work(
+    api: httpx.Client,
+) -> None:
+    register(api, CLIENTS[0], group="gpu")
+    register(api, CLIENTS[1], group="cpu")
+    register(api, CLIENTS[2], group="gpu", apps=["blender"])
+    register(api, CLIENTS[3], group="cpu", apps=["*"])
+    job_id = submit(api, totalwork=3, clientgroups="gpu")
+    assert refusal(checkout(api, CLIENTS[1])) == "No eligible workunit found"
+    # in the group, but bash is not among its apps
+    assert refusal(checkout(api, CLIENTS[2])) == "No eligible workunit found"
+    assert unit_of(api, CLIENTS[0]) == f"{job_id}_0_1"
+    moved = api.put(f"/awe/job/{job_id}", params={"clientgroup": "cpu,render"})
+    assert moved.json()["data"] == f"job group updated: {job_id} to cpu,render"
+    assert job(api, job_id)["info"]["clientgroups"] == "cpu,render"
+    register(api, CLIENTS[0].replace("5b", "5d"), group="gpu")
+    assert refusal(checkout(api, CLIENTS[0].replace("5b", "5d"))) == "No eligible workunit found"
+    assert unit_of(api, CLIENTS[1]) == f"{job_id}_0_2"
+    # any app
+    assert unit_of(api, CLIENTS[3]) == f"{job_id}_0_3"
+
+
+def test_a_recomputed_task_has_no_output_until_it_runs_again(api: httpx.Client) -> None:
+    register(api, CLIENTS[0])
+    document = {"tasks": [{"taskid": "0", "cmd": {"name": "bash", "args": "x"},
+                           "outputs": [{"filename": "out.txt"}]}]}  # fmt: skip
+    answer = api.post("/awe/job", files={"upload": ("wf.json", json.dumps(document).encode())})
+    job_id = answer.json()["data"]["id"]
+    [output] = answer.json()["data"]["tasks"][0]["outputs"]
+    unit = unit_of(api, CLIENTS[0])
+    uploaded = api.put(f"/awe/node/{output['node']}", files={"upload": ("out.txt", b"first\n")})
+    assert uploaded.status_code == 200, uploaded.text
+    report(api, CLIENTS[0], unit, "done")
+    download = f"/awe/node/{output['node']}"
+    assert api.get(download, params={"download": ""}).content == b"first\n"
+    assert api.put(f"/awe/job/{job_id}", params={"recompute": "0"}).status_code == 200
+    emptied = api.get(download, params={"download": ""})
+    assert emptied.status_code == 400
+    assert emptied.json()["error"] == ["Node has no file"]
+    assert api.get(download).json()["data"]["file"]["size"] == 0
+    assert unit_of(api, CLIENTS[0]) == unit
+    api.put(download, files={"upload": ("out.txt", b"second\n")})
+    report(api, CLIENTS[0], unit, "done")
+    assert api.get(download, params={"download": ""}).content == b"second\n"
+    assert job(api, job_id)["state"] == "completed"

@@ -68,7 +68,7 @@ def take(api: httpx.Client) -> str:
 
 
 def register(api: httpx.Client) -> None:
-    profile = {"id": CLIENT, "name": "w", "group": "default"}
+    profile = {"id": CLIENT, "name": "w", "group": "default", "apps": ["bash"]}
     api.post("/awe/client", files={"profile": ("p.json", json.dumps(profile).encode())})
 
 

@@ -40,7 +40,7 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def job_id(api: httpx.Client) -> str:
-    profile = {"id": CLIENT, "name": "w", "group": "default"}
+    profile = {"id": CLIENT, "name": "w", "group": "default", "apps": ["bash"]}
     api.post("/awe/client", files={"profile": ("p.json", json.dumps(profile).encode())})
     response = api.post("/awe/job", files={"upload": ("wf.json", json.dumps(WORKFLOW).encode())})
     found: str = response.json()["data"]["id"]
@@ -155,7 +155,7 @@ def with_workflows(database_url: str, config: Config, action: Callable[[Workflow
 
 def completed(api: httpx.Client, document: dict[str, Any] = WORKFLOW) -> str:
     """A job run to its end by the test's client."""
-    profile = {"id": CLIENT, "name": "w", "group": "default"}
+    profile = {"id": CLIENT, "name": "w", "group": "default", "apps": ["bash"]}
     api.post("/awe/client", files={"profile": ("p.json", json.dumps(profile).encode())})
     response = api.post("/awe/job", files={"upload": ("wf.json", json.dumps(document).encode())})
     job_id: str = response.json()["data"]["id"]

@@ -40,7 +40,7 @@ def config(tmp_path: Path) -> Config:
 
 
 def register(api: httpx.Client, client: str) -> None:
-    profile = {"id": client, "name": client[:4], "group": "default"}
+    profile = {"id": client, "name": client[:4], "group": "default", "apps": ["bash"]}
     answer = api.post("/awe/client", files={"profile": ("p.json", json.dumps(profile).encode())})
     assert answer.status_code == 200, answer.text
 

@@ -64,3 +64,14 @@ SELECT id FROM awe_nodes WHERE job_id = $1 ORDER BY created_on, id
 
 -- name: delete
 DELETE FROM awe_nodes WHERE id = $1
+
+-- name: empty
+-- the nodes $1 lose their file and parts: the task they are outputs of runs again and
+-- uploads them anew, and until then a download answers that there is no file
+WITH parts AS (
+    DELETE FROM awe_node_parts WHERE node = ANY ($1::uuid[])
+), chunks AS (
+    DELETE FROM awe_node_chunks WHERE node = ANY ($1::uuid[])
+)
+UPDATE awe_nodes SET size = 0, md5 = '', file_created = NULL, last_modified = now()
+ WHERE id = ANY ($1::uuid[])
