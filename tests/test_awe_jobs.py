@@ -173,6 +173,10 @@ def test_unknown_jobs_answer_400_and_the_root_describes_the_server(api: httpx.Cl
     options = api.options("/awe/job")
     assert options.status_code == 200
     assert options.json() == {"status": 200, "data": None, "error": None}
+    # the envelope's status is the answer's, a method no route serves included
+    patched = api.patch("/awe/job")
+    assert patched.status_code == 405
+    assert patched.json() == {"status": 405, "data": None, "error": ["Method Not Allowed"]}
 
 
 def test_pages_are_ordered_by_postgresql_in_each_order_and_direction(

@@ -57,7 +57,7 @@ def page(data: object, limit: int, offset: int, total: int) -> Response[PageEnve
 def error_body(
     request: Request[object, object, State], status: int, detail: str, extra: object
 ) -> dict[str, object]:
-    """Refusals under /awe: the message alone, as AWE's workers compare it."""
-    if status == 405:
-        status, detail = 501, "Not Implemented"
+    """Refusals under /awe: the message alone, as AWE's workers compare it, and the
+    status the answer has (a method a route does not serve is 405 where AWE answers 501:
+    Corral keeps 5xx for its own faults)."""
     return {"status": status, "data": None, "error": [detail]}
