@@ -144,18 +144,6 @@ def test_workunit_ids_are_checked(api: httpx.Client) -> None:
     assert unknown.status_code == 400
 
 
-def test_a_workunit_failing_max_work_failure_times_suspends_its_job(api: httpx.Client) -> None:
-    register(api)
-    job_id = submit(api)
-    for attempt in range(3):
-        unit = checkout(api).json()["data"]
-        assert unit is not None, f"attempt {attempt + 1} got no workunit"
-        api.put(f"/awe/work/{unit['id']}", params={"status": "fail", "client": CLIENT})
-        state = api.get(f"/awe/job/{job_id}").json()["data"]["state"]
-        assert state == ("suspend" if attempt == 2 else "queued"), attempt
-    assert checkout(api).json()["error"] == ["No eligible workunit found"]
-
-
 def test_a_report_with_a_big_stdout_still_ends_its_workunit(api: httpx.Client) -> None:
     register(api)
     job_id = submit(api)

@@ -223,7 +223,7 @@ def test_unknown_affinity_names_are_refused_when_creation_is_off(
     assert "CUDA" in response.json()["detail"]
     assert get(api, known)["affinity"] == "linux"
 
-    sql.execute(WORKERS["register"], "node-1", "127.0.0.1", 1, "{}")
+    sql.execute(WORKERS["register"], "node-1", "127.0.0.1", 1, "{}", None, None)
     response = api.post("/api/workers", json={"node-1": {"affinity": "linux\nFPGA"}})
     assert response.status_code == 400, response.text
     assert "FPGA" in response.json()["detail"]
