@@ -9,6 +9,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # the bench extras (matplotlib) on top, so that `make test` and CI never need them
 BENCH_STAMP := $(VENV)/.installed-bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
+# Corral's page (api/dashboard): its npm libraries, installed from the lock file and their
+# ES modules copied into the folder the server serves (no bundler: see docs/dashboard.md)
+DASHBOARD := api/dashboard
+VENDOR := $(DASHBOARD)/static/vendor/.installed
+
 # the browser the page tests drive: Debian's, installed by `make test` when missing
 CHROMIUM := /usr/lib/chromium/chromium
 
@@ -26,9 +31,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+$(VENDOR): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json $(DASHBOARD)/vendor.mjs
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error && node vendor.mjs
+	touch $@
 
-serve: $(STAMP)
+install: $(STAMP) $(VENDOR)
+
+serve: $(STAMP) $(VENDOR)
 	$(BIN)/corral serve --local-worker $(ARGS)
 
 lint: $(STAMP)
@@ -64,7 +73,7 @@ $(AWE_WORKER): | $(AWE_WORKER_SRC)
 awe-worker: $(AWE_WORKER)
 
 # the AWE tests run the real worker: they fail, never skip, without it
-test: lint $(CHROMIUM) $(AWE_WORKER)
+test: lint $(VENDOR) $(CHROMIUM) $(AWE_WORKER)
 	CORRAL_AWE_WORKER=$(abspath $(AWE_WORKER)) $(BIN)/pytest $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP)

@@ -12,12 +12,14 @@ from litestar.openapi import OpenAPIConfig
 from api.access import authorizing, identity_of
 from api.awe import AweError, awe_routers
 from api.coalition import coalition_routers, legacy_worker_router
+from api.dashboard import dashboard_routers, unless_public
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
 from api.metrics import counting, scrape
 from api.native import native_router
 from api.scale import ScaleError, scale_routers
 from core import migrate
+from core.changes import ChangeFeed
 from core.config import Config
 from core.db import Database
 from core.dispatch import PLANNING
@@ -44,6 +46,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
         db = await Database.connect(database_url)
         planning: Database | None = None
         scheduler: Scheduler | None = None
+        changes = ChangeFeed(database_url)
         try:
             for name in await db.read(migrate.apply):
                 log.info("applied migration %s", name)
@@ -64,8 +67,11 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
                 workflows=core.workflows,
             )
             await scheduler.start()
+            app.state.changes = changes
+            await changes.start()
             yield
         finally:
+            await changes.stop()
             if scheduler is not None:
                 await scheduler.stop()
             if planning is not None:
@@ -76,6 +82,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
         *coalition_routers(config.coalition),
         native_router(),
         Router("/", route_handlers=[scrape]),
+        *dashboard_routers(),
     ]
     if loaded.enabled("coalition_workers"):
         routers.append(legacy_worker_router())
@@ -97,7 +104,8 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             "identity": Provide(identity_of, sync_to_thread=False),
         },
         # outermost first: requests refused by the authorization are counted too
-        middleware=[counting, authorizing],
+        # the page's own files are public: it asks for a token before it reads anything
+        middleware=[counting, unless_public(authorizing)],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.limits.max_body_bytes,

@@ -4,6 +4,7 @@ from core.affinities import Affinities
 from core.client_groups import ClientGroups
 from core.clients import Clients
 from core.config import Config
+from core.dashboard import Dashboard
 from core.db import Database
 from core.dispatch import Picks, Planner
 from core.documents import Documents, ResultsFeed
@@ -42,6 +43,7 @@ class Core:
         self.runs = Runs(db, config, plugins)
         self.picks = Picks(db, config)
         self.logs = Logs(db)
+        self.dashboard = Dashboard(db, self.logs)
         self.documents = Documents(db)
         self.vault = Vault(db, config)
         # the events results feed of this process (the Genvid face's)

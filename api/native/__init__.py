@@ -3,6 +3,7 @@
 from litestar import Router
 
 from api.body import CorralRequest
+from api.native.dashboard import DashboardReads
 from api.native.jobs import JobsController
 from api.native.services import ServicesController
 from api.native.workers import WorkerProtocol
@@ -11,7 +12,7 @@ from api.native.workers import WorkerProtocol
 def native_router() -> Router:
     return Router(
         path="/api/v2",
-        route_handlers=[JobsController, ServicesController, WorkerProtocol],
+        route_handlers=[JobsController, ServicesController, WorkerProtocol, DashboardReads],
         request_class=CorralRequest,
         tags=["native"],
     )

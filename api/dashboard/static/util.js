@@ -1,0 +1,115 @@
+// Shared bits of the views: the location as state, formatting, the progress bar.
+// Every text from the farm (titles, commands, logs) goes into the page as a text child,
+// which Preact sets as text, never as HTML.
+import { html } from "htm/preact";
+
+export { html };
+
+// The view and its filters live in the query string, so a view can be shared as a link.
+export function readLocation() {
+  return Object.fromEntries(new URLSearchParams(location.search));
+}
+
+export function navigate(params, { replace = false } = {}) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(name, String(value));
+  }
+  const text = query.toString();
+  const url = text ? `/?${text}` : "/";
+  if (url === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  window.dispatchEvent(new Event("corral:navigate"));
+}
+
+export function link(params) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(name, String(value));
+  }
+  const text = query.toString();
+  return text ? `/?${text}` : "/";
+}
+
+// a plain click on an in-page link navigates without reloading the page
+export function onLink(event, params) {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  event.preventDefault();
+  navigate(params);
+}
+
+export function when(epoch) {
+  if (!epoch) return "";
+  const d = new Date(epoch * 1000);
+  const today = new Date();
+  return d.toDateString() === today.toDateString()
+    ? d.toLocaleTimeString()
+    : d.toLocaleString();
+}
+
+export function ago(epoch) {
+  if (!epoch) return "never";
+  return `${duration(Date.now() / 1000 - epoch)} ago`;
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  let s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  if (h) return `${h}h${String(m).padStart(2, "0")}m`;
+  if (m) return `${m}m${String(s).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+export function bytes(n) {
+  if (!n) return "0";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export const isGroup = (job) => job.command === "";
+
+// A group's leaves by state, from its counters (no listing of its leaves).
+export function counts(job) {
+  const finished = job.total_finished;
+  const working = job.total_working;
+  const error = job.total_errors;
+  const waiting = Math.max(job.total - finished - working - error, 0);
+  return { finished, working, error, waiting, total: job.total };
+}
+
+export function Progress({ job }) {
+  if (isGroup(job)) {
+    const c = counts(job);
+    if (!c.total) return html`<span class="muted">empty</span>`;
+    const part = (n, cls) =>
+      n ? html`<span class=${`seg ${cls}`} style=${`width:${(100 * n) / c.total}%`}></span>` : null;
+    const title = `${c.finished} finished, ${c.working} working, ${c.error} failed, ${c.waiting} waiting of ${c.total}`;
+    return html`<span class="bar" title=${title} aria-label=${title} data-finished=${c.finished}
+        data-working=${c.working} data-error=${c.error} data-total=${c.total}
+        >${part(c.finished, "s-finished")}${part(c.working, "s-working")}${part(
+        c.error,
+        "s-error",
+      )}${part(c.waiting, "s-waiting")}</span
+      ><span class="frac">${c.finished}/${c.total}</span>`;
+  }
+  const fraction = job.state === "FINISHED" ? 1 : Math.min(Math.max(job.progress || 0, 0), 1);
+  return html`<span class="bar" title=${`${Math.round(fraction * 100)}%`}
+      ><span class=${`seg s-${job.state.toLowerCase()}`} style=${`width:${fraction * 100}%`}></span
+    ></span>`;
+}
+
+export function State({ state }) {
+  return html`<span class=${`state st-${state.toLowerCase()}`}>${state}</span>`;
+}
+
+export const STATES = ["WAITING", "PENDING", "WORKING", "FINISHED", "ERROR", "PAUSED"];

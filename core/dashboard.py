@@ -1,0 +1,165 @@
+"""What Corral's own page reads beyond the job and worker listings: a job's ancestors and
+runs and the jobs that wait on it, a window of its log, and the farm at a glance."""
+
+import math
+import time
+from typing import Final
+
+import msgspec
+
+from core import metrics
+from core.db import Conn, Database
+from core.errors import Invalid, NotFound
+from core.logs import Logs
+from core.models import EventState
+from core.sql import Queries
+
+Q = Queries("dashboard.sql")
+
+# the chart's window: the last hour, by the minute
+MINUTES: Final = 60
+# runs and dependants listed at most: the page shows the newest, not a million
+RUNS_SHOWN: Final = 200
+DEPENDANTS_SHOWN: Final = 1000
+
+
+class Ancestor(msgspec.Struct):
+    id: int
+    title: str
+
+
+class Run(msgspec.Struct, kw_only=True):
+    """One run of a job: where, when, how long, and how it ended."""
+
+    id: int
+    worker: str
+    state: EventState
+    start: float
+    # seconds; so far, while it runs
+    duration: float
+    # None while it runs, and when it ended without exiting (stopped, lost)
+    exit_code: int | None
+    # why it ended other than by its own exit: paused, reset, timeout, ...
+    reason: str
+
+
+class LogWindow(msgspec.Struct, kw_only=True):
+    """Bytes `start` to `end` of a job's log as text (undecodable bytes replaced), and the
+    log's size when read: the page asks for earlier bytes with `end` = this `start`."""
+
+    start: int
+    end: int
+    size: int
+    text: str
+    # the job is running: more may come
+    running: bool
+
+
+class Minute(msgspec.Struct):
+    # the minute's start, epoch seconds
+    at: int
+    finished: int
+    failed: int
+
+
+class Glance(msgspec.Struct, kw_only=True):
+    """The farm at a glance."""
+
+    # leaves (not groups) by state
+    jobs: dict[str, int]
+    # workers by state, STOPPED for those out of dispatch
+    workers: dict[str, int]
+    # slots of the workers in dispatch, and runs going on
+    slots: int
+    busy: int
+    # runs ended per minute over the last hour, oldest first, every minute present
+    minutes: list[Minute]
+
+
+class Dashboard:
+    def __init__(self, db: Database, logs: Logs) -> None:
+        self._db = db
+        self._logs = logs
+
+    async def path(self, job_id: int) -> list[Ancestor]:
+        async def work(conn: Conn) -> list[Ancestor]:
+            row = await conn.fetchrow(Q["job_path"], job_id)
+            if row is None:
+                raise NotFound(f"no such job: {job_id}")
+            return [Ancestor(i, t) for i, t in zip(row["ids"], row["titles"], strict=True)]
+
+        return await self._db.read(work)
+
+    async def runs(self, job_id: int) -> list[Run]:
+        async def work(conn: Conn) -> list[Run]:
+            await _require(conn, job_id)
+            rows = await conn.fetch(Q["job_runs"], job_id, RUNS_SHOWN)
+            return [msgspec.convert(dict(r.items()), Run) for r in rows]
+
+        return await self._db.read(work)
+
+    async def dependants(self, job_id: int) -> list[int]:
+        async def work(conn: Conn) -> list[int]:
+            await _require(conn, job_id)
+            rows = await conn.fetch(Q["job_dependants"], job_id, DEPENDANTS_SHOWN)
+            return [r["job_id"] for r in rows]
+
+        return await self._db.read(work)
+
+    async def log(self, job_id: int, start: int | None, end: int | None, limit: int) -> LogWindow:
+        """At most `limit` bytes of the log: from byte `start` on when it is given (to
+        follow a running job's new output), else ending at byte `end` (None: the end), so
+        the page tails a log and pages back through it without reading it whole."""
+
+        if start is not None and end is not None:
+            raise Invalid("a log window is read from a start or up to an end, not both")
+
+        async def size(conn: Conn) -> tuple[int, bool]:
+            row = await conn.fetchrow(Q["job_log_size"], job_id)
+            if row is None:
+                raise NotFound(f"no such job: {job_id}")
+            return row["log_size"], row["running"]
+
+        total, running = await self._db.read(size)
+        if start is not None:
+            first = min(start, total)
+            stop = min(first + limit, total)
+        else:
+            stop = total if end is None else min(end, total)
+            first = max(stop - limit, 0)
+        read = await self._logs.read_merged(job_id, first, stop - first)
+        return LogWindow(
+            start=read.start,
+            end=read.start + len(read.data),
+            size=max(read.size, total),
+            text=read.data.decode("utf-8", errors="replace"),
+            running=running,
+        )
+
+    async def glance(self) -> Glance:
+        farm = await metrics.farm(self._db)
+        now = time.time()
+        first = (math.floor(now / 60) - (MINUTES - 1)) * 60
+
+        async def work(conn: Conn) -> Glance:
+            slots = await conn.fetchrow(Q["farm_slots"])
+            assert slots is not None
+            counts = {
+                r["minute"]: (r["finished"], r["failed"])
+                for r in await conn.fetch(Q["farm_minutes"], float(first))
+            }
+            minutes = [Minute(first + 60 * m, *counts.get(m, (0, 0))) for m in range(MINUTES)]
+            return Glance(
+                jobs=dict(farm.jobs),
+                workers=dict(farm.workers),
+                slots=slots["slots"],
+                busy=slots["busy"],
+                minutes=minutes,
+            )
+
+        return await self._db.read(work)
+
+
+async def _require(conn: Conn, job_id: int) -> None:
+    if await conn.fetchval(Q["job_exists"], job_id) is None:
+        raise NotFound(f"no such job: {job_id}")
