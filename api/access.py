@@ -7,6 +7,8 @@ which make the caller a client of that group (core/client_groups.py).
 Every route declares its access in its `opt` (`access=...`); one check, the app's
 middleware around every route, runs it before the handler:
 
+- `public`: anyone, token or none (the dashboard's own files, which hold no farm data:
+  every API call the page makes is authorized as any other caller's);
 - `read`: admin and user tokens, and anyone (any token or none) when `[auth]
   public_reads` is on;
 - `submit`: user and admin tokens;
@@ -44,9 +46,10 @@ from core.errors import Forbidden, NotFound
 from core.service import Core
 from core.tokens import OPEN, Identity
 
-Access = Literal["read", "submit", "jobs", "worker", "data", "admin"]
+Access = Literal["public", "read", "submit", "jobs", "worker", "data", "admin"]
 
 _ALLOWED: dict[Access, frozenset[str]] = {
+    "public": frozenset({"admin", "user", "worker", "cgroup"}),
     "read": frozenset({"admin", "user"}),
     "submit": frozenset({"admin", "user"}),
     "jobs": frozenset({"admin", "user"}),
@@ -55,6 +58,7 @@ _ALLOWED: dict[Access, frozenset[str]] = {
     "admin": frozenset({"admin"}),
 }
 _WHAT: dict[Access, str] = {
+    "public": "load this",
     "read": "read the farm",
     "submit": "submit jobs",
     "jobs": "change jobs",
@@ -98,9 +102,10 @@ async def authorize(
 ) -> None:
     """Identify the caller and check the route's access level."""
     core: Core = connection.app.state.core
-    if connection.scope.get("method") == "OPTIONS":
-        # a browser's CORS preflight never carries credentials, and its answer tells
-        # nothing of the farm
+    if connection.scope.get("method") == "OPTIONS" or handler.opt.get("access") == "public":
+        # a browser's CORS preflight never carries credentials, and neither it nor a
+        # public route (the dashboard's own files: with tokens, the page must load before
+        # it can ask its user for one) tells anything of the farm
         connection.state.identity = None
         return
     identity = await _identify(connection, core)

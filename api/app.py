@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from api.access import authorizing, identity_of
 from api.awe import AweError, awe_routers
 from api.coalition import coalition_routers, legacy_worker_router
-from api.dashboard import dashboard_routers, unless_public
+from api.dashboard import dashboard_routers
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
 from api.metrics import counting, scrape
@@ -104,8 +104,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             "identity": Provide(identity_of, sync_to_thread=False),
         },
         # outermost first: requests refused by the authorization are counted too
-        # the page's own files are public: it asks for a token before it reads anything
-        middleware=[counting, unless_public(authorizing)],
+        middleware=[counting, authorizing],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.limits.max_body_bytes,

@@ -9,18 +9,15 @@ See docs/dashboard.md and docs/architecture.md.
 import base64
 import hashlib
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from litestar import Response, Router, get
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Receive, Scope, Send
+
+from api.access import access
 
 STATIC: Final = Path(__file__).parent / "static"
-# a route whose `opt` sets this serves files anyone may fetch: the page's own code, which
-# holds no farm data (every API call it makes is authorized as any other caller's)
-PUBLIC: Final = "public"
 _IMPORT_MAP = re.compile(rb'<script type="importmap">(.*?)</script>', re.DOTALL)
 
 
@@ -45,7 +42,7 @@ def _headers() -> dict[str, str]:
     }
 
 
-@get("/", include_in_schema=False, opt={PUBLIC: True}, media_type="text/html")
+@get("/", include_in_schema=False, opt=access("public"), media_type="text/html")
 async def index() -> Response[bytes]:
     if not (STATIC / "vendor").is_dir():
         # a source tree where `make install` has not run: say so rather than serve a page
@@ -65,26 +62,7 @@ def dashboard_routers() -> list[Router]:
             path="/dashboard",
             directories=[STATIC],
             name="dashboard",
-            opt={PUBLIC: True},
+            opt=access("public"),
             include_in_schema=False,
         ),
     ]
-
-
-def unless_public(middleware: Callable[[ASGIApp], ASGIApp]) -> Callable[[ASGIApp], ASGIApp]:
-    """`middleware` around every route but the page's files: with tokens created, a browser
-    must load the page before it can ask its user for one."""
-
-    def wrap(app: ASGIApp) -> ASGIApp:
-        guarded = middleware(app)
-
-        async def route(scope: Scope, receive: Receive, send: Send) -> None:
-            handler = scope.get("route_handler")
-            if handler is not None and handler.opt.get(PUBLIC):
-                await app(scope, receive, send)
-            else:
-                await guarded(scope, receive, send)
-
-        return route
-
-    return wrap

@@ -16,7 +16,7 @@ from api.coalition.params import JobIdPath
 from api.params import CoreDep
 from core.changes import INTERVAL, TABLES, ChangeFeed
 from core.dashboard import Ancestor, Glance, LogWindow, Run
-from core.tokens import Role
+from core.tokens import CallerRole
 
 # an idle stream sends a comment this often, so that a proxy does not cut it and a peer
 # gone without a word is noticed
@@ -32,7 +32,7 @@ class Me(msgspec.Struct, kw_only=True):
     """Who the page acts as, so it offers only what the caller may do."""
 
     name: str
-    role: Role
+    role: CallerRole
     # no token was ever created: everyone is an admin (loopback only)
     open: bool
     # no token came with the request (public reads): reads only
