@@ -50,7 +50,9 @@ TWO_TASKS: dict[str, Any] = {
     "info": {"name": "two", "user": "ana", "clientgroups": "render"},
     "tasks": [
         {"taskid": "0",
-         "cmd": {"name": "bash", "args": "-c 'echo from the group; echo hi > a.txt'"},
+         # the worker reads a command's stdout while it runs and closes it at its exit:
+         # the line goes out a while before the end
+         "cmd": {"name": "bash", "args": "-c 'echo from the group; echo hi > a.txt; sleep 1'"},
          "outputs": [{"filename": "a.txt"}]},
         {"taskid": "1", "cmd": {"name": "bash", "args": "-c 'cat a.txt a.txt > b.txt'"},
          "inputs": [{"filename": "a.txt", "origin": "0"}], "outputs": [{"filename": "b.txt"}]},

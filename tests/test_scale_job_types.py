@@ -406,8 +406,9 @@ def test_tokens_as_scale_clients_send_them(database_url: str, config: Config) ->
         refused(
             client.get("/v6/job-types/"),
             401,
-            "this server needs an API token: send "
-            "Authorization: Bearer <token>; an admin creates one with `corral token create`",
+            "this server needs an API token: send Authorization: Bearer <token> (or OAuth "
+            "<token>); an admin creates one with `corral token create`; AWE workers send "
+            "CG_TOKEN <their client group's token>",
         )
         as_user = {"Authorization": f"Token {secrets['user']}"}
         refused(

@@ -245,11 +245,19 @@ def test_max_scheduled_caps_running_jobs_and_a_paused_type_holds_its_jobs(
         page = api.get("/v6/jobs/", params={"status": "RUNNING", "job_type_id": capped})
         return int(page.json()["count"])
 
-    samples = []
-    while len(samples) < 200:
+    def completed() -> int:
+        page = api.get("/v6/jobs/", params={"status": "COMPLETED", "job_type_id": capped})
+        return int(page.json()["count"])
+
+    # sampled from the first run to the last end, however long the worker takes to come
+    until(lambda: running() or completed(), "a capped job to start")
+    samples = [running()]
+
+    def sampled_to_the_end() -> bool:
         samples.append(running())
-        if api.get("/v6/jobs/", params={"status": "COMPLETED"}).json()["count"] == 4:
-            break
+        return completed() == 4
+
+    until(sampled_to_the_end, "the capped jobs to end")
     assert max(samples) == 1, "never more than max_scheduled at once"
     until(
         lambda: all(api.get(f"/v6/jobs/{j}/").json()["status"] == "COMPLETED" for j in capped_jobs),

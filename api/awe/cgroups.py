@@ -74,8 +74,13 @@ class ClientGroupsController(Controller):
     path = "/cgroup"
 
     @post("/{name:str}", status_code=200, opt=access("admin"))
-    async def create(self, core: CoreDep, name: GroupName) -> Response[Envelope]:
-        """A new group with a fresh token, shown in this answer only."""
+    async def create(
+        self, core: CoreDep, name: GroupName, request: Request[object, object, State]
+    ) -> Response[Envelope]:
+        """A new group with a fresh token, shown in this answer only. The request has no
+        body: one sent is refused rather than ignored, as it says something not done."""
+        if await request.body():
+            raise Invalid("POST /cgroup/<name> takes no body: the group is named by the path")
         return ok(group_out(await core.client_groups.create(name)))
 
     @get("/", opt=access("admin"))
