@@ -92,9 +92,9 @@ class Info(msgspec.Struct, kw_only=True):
     tracking: bool = False
 
 
-class TaskDocument(msgspec.Struct, kw_only=True):
-    taskid: str
-    cmd: Command
+class _TaskFields(msgspec.Struct, kw_only=True):
+    """What a task is in a submitted document and in an imported job alike."""
+
     dependsOn: list[str] = msgspec.field(default_factory=list)
     totalwork: int = 1
     maxworksize: int = 0
@@ -103,6 +103,11 @@ class TaskDocument(msgspec.Struct, kw_only=True):
     predata: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
     userattr: dict[str, str] = msgspec.field(default_factory=dict)
     clientgroups: str = ""
+
+
+class TaskDocument(_TaskFields, kw_only=True):
+    taskid: str
+    cmd: Command
 
 
 class Document(msgspec.Struct, kw_only=True):
@@ -525,20 +530,12 @@ class ImportInfo(Info, kw_only=True):
     completedtime: str = ""
 
 
-class ImportTask(msgspec.Struct, kw_only=True):
+class ImportTask(_TaskFields, kw_only=True):
     """A task as a job document shows it (`GET /job/<id>`)."""
 
     task_name: str = ""
     taskid: str = ""
     cmd: Command = msgspec.field(default_factory=Command)
-    dependsOn: list[str] = msgspec.field(default_factory=list)
-    totalwork: int = 1
-    maxworksize: int = 0
-    inputs: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
-    outputs: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
-    predata: list[IO] | dict[str, IO] = msgspec.field(default_factory=list)
-    userattr: dict[str, str] = msgspec.field(default_factory=dict)
-    clientgroups: str = ""
 
 
 class ImportJob(msgspec.Struct, kw_only=True):

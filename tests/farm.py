@@ -1,13 +1,16 @@
 """Helpers for tests: submit through the real API, drive runs through the core's own
 named queries (the worker protocols build on the same ones)."""
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from core.sql import Queries
 from tests.conftest import Sql
 
+T = TypeVar("T")
 RUNS = Queries("runs.sql")
 WORKERS = Queries("workers.sql")
 LOGS = Queries("logs.sql")
@@ -80,3 +83,17 @@ class AsRole:
 
     def status(self, method: str, path: str, role: str | None, **kw: Any) -> int:
         return self(method, path, role, **kw).status_code
+
+
+def until(
+    predicate: Callable[[], T | None], timeout: float = 60.0, what: str = "the condition"
+) -> T:
+    """The first truthy value of `predicate`, polled until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        time.sleep(0.1)

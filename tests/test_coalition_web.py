@@ -5,11 +5,10 @@ that is refused fails the test."""
 
 import json
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +24,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.farm import get, ok, submit
+from tests.farm import get, ok, submit, until
 from tests.processes import Processes, Served
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -53,22 +52,6 @@ window.addEventListener("unhandledrejection", () => { window.__scriptErrors += 1
 IDLE = (
     "() => window.__scriptErrors > 0 || (window.jQuery !== undefined && window.jQuery.active === 0)"
 )
-
-T = TypeVar("T")
-
-
-def until(
-    predicate: Callable[[], T | None], timeout: float = 30.0, what: str = "the condition"
-) -> T:
-    """The first truthy value of `predicate`, polled until `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.1)
 
 
 class Farm:

@@ -5,10 +5,9 @@ any script error or API call it makes that is refused fails the test."""
 
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,7 +22,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.farm import get, ok, submit
+from tests.farm import get, ok, submit, until
 from tests.processes import CORRAL, Processes, Served
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -34,19 +33,6 @@ PARKED = "PARKED"
 XSS = "<img src=x onerror=alert(1)>"
 # how long the page may take to show something; a deadline, not a measure
 WAIT_MS = 30_000
-
-T = TypeVar("T")
-
-
-def until(predicate: Callable[[], T | None], timeout: float = 60.0, what: str = "it") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.1)
 
 
 class Farm:
