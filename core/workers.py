@@ -11,6 +11,7 @@ from core.config import Config
 from core.db import Conn, Database
 from core.errors import NotFound
 from core.models import Worker, WorkerEdit
+from core.pings import Machine
 from core.sql import Queries
 
 Q = Queries("workers.sql")
@@ -73,22 +74,24 @@ class Workers:
 
         await self._db.transact(work)
 
-    async def ensure(self, name: str, ip: str, *, slots: int = 1) -> None:
-        """Register a worker that makes contact without registering first (legacy
-        workers), leaving a known one as it is."""
+    async def contact(self, name: str, ip: str, machine: Machine) -> bool:
+        """A one-slot worker that makes contact without registering first (a legacy
+        worker) is known from now on, alive, with its machine as told; answers whether
+        it has a run going."""
 
-        async def work(conn: Conn) -> None:
-            await conn.execute(Q["ensure"], name, ip, slots)
+        async def work(conn: Conn) -> bool:
+            busy: bool = await conn.fetchval(
+                Q["contact"], name, ip, machine.cpu, machine.free_memory, machine.total_memory
+            )
+            return busy
 
-        await self._db.transact(work)
+        return await self._db.statement(work)
 
     async def drop_runs(self, name: str, reason: str) -> None:
         """The worker no longer runs what it was given: those jobs go back to the queue."""
-
-        async def work(conn: Conn) -> None:
-            await conn.execute(RUNS["interrupt_runs"], [], [name], "CANCELED", reason)
-
-        await self._db.transact(work)
+        await self._db.statement(
+            lambda c: c.execute(RUNS["interrupt_runs"], [], [name], "CANCELED", reason)
+        )
 
     async def edit(self, changes: dict[str, WorkerEdit]) -> None:
         async def work(conn: Conn) -> None:

@@ -101,10 +101,9 @@ async def pick_job(
     if fields is None:
         return _bad("hostname is required, and numbers must be numbers")
     ip = request.client.host if request.client else ""
-    await core.workers.ensure(fields.hostname, ip)
-    # a legacy worker runs one job at a time: asking for one means it let go of any other
-    await core.workers.drop_runs(fields.hostname, "the worker asked for another job")
-    await core.runs.heartbeat(fields.hostname, _machine(fields), [])
+    if await core.workers.contact(fields.hostname, ip, _machine(fields)):
+        # a legacy worker runs one job at a time: asking for one means it let go of any other
+        await core.workers.drop_runs(fields.hostname, "the worker asked for another job")
     picked = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
     if picked is None or not picked.runs:
         return _text(NOTHING)

@@ -22,10 +22,19 @@ ON CONFLICT (name) DO UPDATE
        pool = coalesce($5::text, workers.pool), apps = coalesce($6::text[], workers.apps),
        state = CASE WHEN workers.state = 'TIMEOUT' THEN 'WAITING' ELSE workers.state END;
 
--- name: ensure
-INSERT INTO workers (name, ip, ping_time, slots)
-VALUES ($1, $2, corral_epoch(), $3)
-ON CONFLICT (name) DO NOTHING;
+-- name: contact
+-- A one-slot worker that makes contact without registering first (a legacy worker): it is
+-- known from now on (from address $2), alive, and its machine as told ($3 per-core loads,
+-- $4 and $5 free and total memory; a null keeps the figure known). Answers whether it has
+-- a run going, from before this statement (the one index probe of events_running).
+INSERT INTO workers AS w (name, ip, ping_time, slots, cpu, free_memory, total_memory)
+VALUES ($1, $2, corral_epoch(), 1, coalesce($3::real[], '{}'), coalesce($4::bigint, 0),
+        coalesce($5::bigint, 0))
+ON CONFLICT (name) DO UPDATE
+   SET ping_time = excluded.ping_time, cpu = coalesce($3, w.cpu),
+       free_memory = coalesce($4, w.free_memory), total_memory = coalesce($5, w.total_memory),
+       state = CASE WHEN w.state = 'TIMEOUT' THEN 'WAITING' ELSE w.state END
+RETURNING EXISTS (SELECT 1 FROM events e WHERE e.worker = $1 AND e.state = 'WORKING') AS busy;
 
 -- name: delete_rules
 DELETE FROM worker_rules WHERE worker = $1;

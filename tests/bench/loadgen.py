@@ -36,10 +36,12 @@ class Http:
     async def put(self, path: str, body: bytes) -> bytes:
         return await self.request(b"PUT", path, body)
 
-    async def request(self, method: bytes, path: str, body: bytes) -> bytes:
+    async def request(
+        self, method: bytes, path: str, body: bytes, content_type: bytes = b"application/json"
+    ) -> bytes:
         self._writer.write(
-            b"%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (method, path.encode(), len(body), body)
+            b"%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: %s\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (method, path.encode(), content_type, len(body), body)
         )
         status = await self._reader.readline()
         length = 0

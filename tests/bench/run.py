@@ -1,7 +1,7 @@
 """`make bench`: start a server on its own embedded PostgreSQL, run the workloads, and
 write docs/benchmarks.md with the figures and the machine they came from.
 
-    python -m tests.bench.run [--quick] [--only w6]
+    python -m tests.bench.run [--quick] [--only w6|legacy]
 
 Workloads measured:
 - W1 throughput: jobs completed per second (pick + finish) by N simulated workers;
@@ -11,6 +11,8 @@ Workloads measured:
 - W4 submit: jobs accepted per second, one PUT /api/jobs each and through the bulk path;
 - W5 replicas: W1 against one server process and against two on the same PostgreSQL;
 - W6 listing: how fast the job listings answer on big farms (tests.bench.listing);
+- legacy: simulated Coalition workers on the legacy protocol (tests.bench.legacy), jobs/s
+  and the CPU each job costs the server and PostgreSQL (tests.bench.cpu);
 - the physical limit beside them: pgbench performing the minimal SQL of a job's life
   (claim one queued row with SKIP LOCKED, complete it) on the same PostgreSQL.
 
@@ -39,7 +41,7 @@ import msgspec
 import pgserver
 
 from core.embedded import EmbeddedPostgres
-from tests.bench import listing
+from tests.bench import cpu, listing
 from tests.bench.heartbeats import Result as Heartbeats
 from tests.bench.loadgen import Http, worker
 from tests.processes import free_port
@@ -303,6 +305,38 @@ async def replica_rate(urls: list[str], workers: int, seconds: float, warmup: fl
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return completed / elapsed
+
+
+@dataclass
+class Costed:
+    """A workload's rate and what each job cost in CPU (ms), from /proc."""
+
+    workers: int
+    rate: float
+    server_ms: float
+    postgres_ms: float
+
+
+def legacy_rate(server: "Server", data: Path, workers: int, seconds: float) -> Costed:
+    """Simulated Coalition workers on the legacy protocol; the CPU of the server process
+    and of every PostgreSQL process over the generator's whole run (registration and
+    warm-up included, so per job it is an upper bound)."""
+    postgres = cpu.postmaster(data / "pg")
+    before = cpu.seconds(server.process.pid), cpu.seconds(postgres)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.bench.legacy", "--url", server.url, "--workers",
+         str(workers), "--seconds", str(seconds), "--warmup", "0"],
+        capture_output=True, text=True, check=True, timeout=seconds + 120,
+    )  # fmt: skip
+    after = cpu.seconds(server.process.pid), cpu.seconds(postgres)
+    measured = msgspec.json.decode(result.stdout.strip().splitlines()[-1])
+    jobs = max(1, int(measured["jobs"]))
+    return Costed(
+        workers,
+        jobs / float(measured["seconds"]),
+        1000 * (after[0] - before[0]) / jobs,
+        1000 * (after[1] - before[1]) / jobs,
+    )
 
 
 def heartbeats(url: str, workers: int, seconds: float) -> Heartbeats:
@@ -792,7 +826,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Measure Corral and write docs/benchmarks.md")
     parser.add_argument("--quick", action="store_true", help="short runs, under two minutes")
     parser.add_argument(
-        "--only", choices=["w6"], help="run this workload alone, print it, write no report"
+        "--only",
+        choices=["w6", "legacy"],
+        help="run this workload alone, print it, write no report",
     )
     args = parser.parse_args()
     started = time.monotonic()
@@ -819,6 +855,18 @@ def main() -> None:
             try:
                 if args.only == "w6":
                     listings(server.url, url, *w6)
+                    return
+                if args.only == "legacy":
+                    queue(server.url, 50_000 if args.quick else 200_000)
+                    asyncio.run(analyze(url))
+                    for workers in (16, 200):
+                        costed = legacy_rate(server, data, workers, seconds)
+                        print(
+                            f"legacy {workers} workers: {costed.rate:.0f} jobs/s, per job"
+                            f" {costed.server_ms:.2f} ms server + {costed.postgres_ms:.2f} ms"
+                            " PostgreSQL",
+                            flush=True,
+                        )
                     return
                 idle = asyncio.run(idle_latency(server.url, 50))
                 print(f"idle farm: submit to pick p50 {idle[0]:.1f} ms, p90 {idle[1]:.1f} ms")
