@@ -1,19 +1,48 @@
 """Helpers for tests: submit through the real API, drive runs through the core's own
 named queries (the worker protocols build on the same ones)."""
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
+from core import migrate
+from core.db import Database
 from core.sql import Queries
+from core.tokens import Role, Tokens
 from tests.conftest import Sql
 
 T = TypeVar("T")
 RUNS = Queries("runs.sql")
 WORKERS = Queries("workers.sql")
 LOGS = Queries("logs.sql")
+
+
+def with_tokens(url: str, action: Callable[[Tokens], Awaitable[T]]) -> T:
+    """Run `action` on a fresh `Tokens` over the database at `url` (its own cache, the
+    schema made first), as `corral token` does beside a running server."""
+
+    async def go() -> T:
+        db = await Database.connect(url, min_size=1, max_size=1)
+        try:
+            await db.read(migrate.apply)
+            return await action(Tokens(db))
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def create_token(url: str, name: str, role: Role) -> tuple[int, str]:
+    """A token made as `corral token create` makes it: its id and its secret."""
+    return with_tokens(url, lambda t: t.create(name, role))
+
+
+def role_tokens(url: str, roles: Mapping[str, Role]) -> dict[str, str]:
+    """A token for each name of `roles`, with the role given: name -> secret."""
+    return {name: create_token(url, name, role)[1] for name, role in roles.items()}
 
 
 def submit(api: httpx.Client, **fields: Any) -> int:
@@ -39,7 +68,7 @@ def ok(response: httpx.Response) -> None:
 
 def try_start(sql: Sql, job_id: int, worker: str = "node-1") -> int | None:
     """Run `job_id` on `worker` if it may start now; the event id, or None."""
-    sql.execute(WORKERS["ensure"], worker, "127.0.0.1", 1)
+    sql.execute(WORKERS["contact"], worker, "127.0.0.1", None, None, None)
     rows = sql.fetch(RUNS["start_runs"], [job_id], [worker], [False])
     return int(rows[0]["event"]) if rows else None
 

@@ -7,13 +7,12 @@ The server caches "tokens are required" and each token lookup for `core.tokens.F
 seconds, so the tokens a test needs are created before its server answers a request; the
 few tests about a running server noticing a change poll with a generous deadline."""
 
-import asyncio
 import base64
 import hashlib
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,10 @@ import msgspec
 import pytest
 
 from core.config import AuthConfig, CoalitionConfig, Config, DispatchConfig
-from core.db import Database
-from core.tokens import PREFIX, Role, Tokens
+from core.tokens import PREFIX, Role
 from tests.conftest import ServerThread, Sql
+from tests.farm import create_token, ok, submit, with_tokens
 from tests.farm import get as job
-from tests.farm import ok, submit
 from tests.farm import run as run_to_end
 from tests.processes import CORRAL, Process, Processes, free_port
 
@@ -47,23 +45,6 @@ V2 = "/api/v2/workers"
 
 
 # -- tokens, servers and callers ------------------------------------------------------------
-
-
-def with_tokens(url: str, action: Callable[[Tokens], Awaitable[T]]) -> T:
-    """Run `action` on a fresh `Tokens` over the database at `url` (its own cache)."""
-
-    async def go() -> T:
-        db = await Database.connect(url, min_size=1, max_size=1)
-        try:
-            return await action(Tokens(db))
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
-
-
-def create_token(url: str, name: str, role: Role) -> tuple[int, str]:
-    return with_tokens(url, lambda t: t.create(name, role))
 
 
 def revoke_token(url: str, token_id: int) -> None:

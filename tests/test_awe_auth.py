@@ -6,7 +6,6 @@ real awe-worker with and without its group's token.
 Servers cache "tokens are required" and token lookups for a few seconds, so every token a
 test needs is created before its server answers a request."""
 
-import asyncio
 import hashlib
 import json
 import re
@@ -20,10 +19,10 @@ import httpx
 import pytest
 
 from core.config import AweConfig, Config, ServerConfig
-from core.db import Database
-from core.tokens import Role, Tokens
+from core.tokens import Role
 from tests.awe import awe_worker, awe_worker_binary, wait_for
 from tests.conftest import ServerThread, Sql
+from tests.farm import role_tokens, with_tokens
 
 __all__ = ["awe_worker_binary"]
 
@@ -126,29 +125,8 @@ def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def make_tokens(url: str) -> dict[str, str]:
-    """The tokens of TOKENS, made on the database at `url`: name -> the token."""
-
-    async def go() -> dict[str, str]:
-        db = await Database.connect(url, min_size=1, max_size=1)
-        try:
-            tokens = Tokens(db)
-            return {name: (await tokens.create(name, role))[1] for name, role in TOKENS.items()}
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
-
-
 def tokens_required(url: str) -> bool:
-    async def go() -> bool:
-        db = await Database.connect(url, min_size=1, max_size=1)
-        try:
-            return await Tokens(db).required()
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
+    return with_tokens(url, lambda t: t.required())
 
 
 class Closed:
@@ -176,7 +154,7 @@ class Closed:
 @pytest.fixture
 def closed(config: Config, database_url: str) -> Iterator[Closed]:
     """A server on a database where the API tokens of TOKENS exist."""
-    secrets = make_tokens(database_url)
+    secrets = role_tokens(database_url, TOKENS)
     with ServerThread(config, database_url) as base:
         callers = Closed(base, secrets)
         try:
@@ -611,7 +589,7 @@ def test_the_real_worker_without_its_groups_token_is_refused_and_not_registered(
     sql: Sql,
     tokens: bool,
 ) -> None:
-    secrets = make_tokens(database_url) if tokens else {}
+    secrets = role_tokens(database_url, TOKENS) if tokens else {}
     with ServerThread(config, database_url) as base:
         headers = {"Authorization": f"Bearer {secrets['root']}"} if tokens else {}
         with httpx.Client(base_url=base, headers=headers) as admin:

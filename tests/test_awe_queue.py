@@ -1,7 +1,6 @@
 """The AWE face's queue and logger: the queue's counts as text and JSON, its admin views,
 suspending it, AWE's event table and the debug level (docs/awe.md)."""
 
-import asyncio
 import json
 import re
 import tarfile
@@ -13,9 +12,8 @@ import httpx
 import pytest
 
 from core.config import AweConfig, Config, ServerConfig
-from core.db import Database
-from core.tokens import Tokens
 from tests.conftest import ServerThread, Sql
+from tests.farm import role_tokens
 
 BUSY = "7a1c2e3d-1d1f-4c2a-8e3b-0a1b2c3d4e5f"
 IDLE = "8b2d3f4e-1d1f-4c2a-8e3b-0a1b2c3d4e5f"
@@ -254,15 +252,7 @@ def guarded(config: Config, database_url: str) -> Iterator[dict[str, httpx.Clien
     """A server with tokens (made before it answers): a client with an admin token, one
     with a user token."""
 
-    async def made() -> dict[str, str]:
-        db = await Database.connect(database_url, min_size=1, max_size=1)
-        try:
-            tokens = Tokens(db)
-            return {role: (await tokens.create(role, role))[1] for role in ("admin", "user")}
-        finally:
-            await db.close()
-
-    secrets = asyncio.run(made())
+    secrets = role_tokens(database_url, {"admin": "admin", "user": "user"})
     with ServerThread(config, database_url) as base:
         clients = {
             role: httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"})

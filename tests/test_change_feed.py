@@ -12,11 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from core import migrate
 from core.changes import INTERVAL
-from core.db import Database
-from core.tokens import Role, Tokens
-from tests.farm import submit
+from tests.farm import create_token, submit
 from tests.processes import Processes, Served
 
 
@@ -166,23 +163,9 @@ def test_a_burst_of_changes_arrives_as_a_handful_of_messages(
             feed.close()
 
 
-def create_token(url: str, name: str, role: Role) -> str:
-    """A token made as `corral token create` makes it, before the server starts."""
-
-    async def go() -> str:
-        db = await Database.connect(url, min_size=1, max_size=1)
-        try:
-            await db.read(migrate.apply)
-            return (await Tokens(db).create(name, role))[1]
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
-
-
 @pytest.fixture
 def secured(processes: Processes, database_url: str, tmp_path: Path) -> tuple[Served, str]:
-    secret = create_token(database_url, "wrangler", "user")
+    secret = create_token(database_url, "wrangler", "user")[1]
     server = processes.serve(["--database-url", database_url, "--data-dir", str(tmp_path / "d")])
     return server, secret
 

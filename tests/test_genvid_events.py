@@ -16,8 +16,7 @@ from core.config import Config, ServerConfig
 from core.documents import Result, ResultsFeed
 from core.service import Core
 from tests.conftest import ServerThread, Sql
-from tests.farm import AsRole
-from tests.test_auth import create_token
+from tests.farm import AsRole, create_token
 
 EVENTS_FILE = {
     "version": "1.0.0",

@@ -27,9 +27,8 @@ from core.db import Database
 from core.errors import Invalid, NotFound
 from core.vault import KEY_VARIABLE, OLD_KEY_VARIABLE, Vault, VaultError, create_key_file
 from tests.conftest import ServerThread, Sql
-from tests.farm import AsRole
+from tests.farm import AsRole, create_token
 from tests.processes import CORRAL, Processes
-from tests.test_auth import create_token
 
 T = TypeVar("T")
 PREFIXES = ("/v1/secrets", "/secrets")

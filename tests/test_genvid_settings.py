@@ -15,9 +15,8 @@ from api.app import create_app
 from core import json_schema
 from core.config import Config, ConfigError, GenvidConfig, GenvidSettingsConfig, ServerConfig
 from tests.conftest import ServerThread, Sql
-from tests.farm import AsRole
+from tests.farm import AsRole, create_token
 from tests.processes import CORRAL, Processes
-from tests.test_auth import create_token
 
 BUILT_IN = Path(__file__).resolve().parents[1] / "api" / "genvid"
 SCHEMA: dict[str, Any] = json.loads((BUILT_IN / "settings.schema.json").read_text())

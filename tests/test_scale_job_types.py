@@ -3,7 +3,6 @@ server: create and edit, the lists with their filters, orders and pages, version
 details, revisions, validation, Scale's messages and error shape, secrets kept out of
 every answer."""
 
-import asyncio
 import copy
 import json
 from pathlib import Path
@@ -13,9 +12,8 @@ import httpx
 import pytest
 
 from core.config import Config, ServerConfig
-from core.db import Database
-from core.tokens import Tokens
 from tests.conftest import ServerThread, Sql
+from tests.farm import role_tokens
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
 
@@ -392,15 +390,7 @@ def test_scale_s_conventions_hold_on_every_route(api: httpx.Client) -> None:
 
 
 def test_tokens_as_scale_clients_send_them(database_url: str, config: Config) -> None:
-    async def make() -> dict[str, str]:
-        db = await Database.connect(database_url, min_size=1, max_size=1)
-        try:
-            tokens = Tokens(db)
-            return {role: (await tokens.create(role, role))[1] for role in ("admin", "user")}
-        finally:
-            await db.close()
-
-    secrets = asyncio.run(make())
+    secrets = role_tokens(database_url, {"admin": "admin", "user": "user"})
     with ServerThread(config, database_url) as base, httpx.Client(base_url=base) as client:
         body = {"docker_image": "i", "manifest": manifest()}
         refused(
