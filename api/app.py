@@ -65,6 +65,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
                 core.runs,
                 core.services,
                 workflows=core.workflows,
+                dashboard=core.dashboard,
             )
             await scheduler.start()
             app.state.changes = changes

@@ -85,6 +85,14 @@ class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_interval: Seconds = 1.0
 
 
+class DashboardConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # seconds between passes sampling the farm for the page's history (the first sample
+    # of each minute is kept); a pass finding this minute sampled changes nothing
+    sample_interval: Seconds = 10.0
+    # seconds of samples kept: older ones are pruned as the pass samples
+    keep_samples: Seconds = 86400.0
+
+
 class JobTypesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # where a job of a job type finds its OUTPUT_DIR, on the node that runs it:
     # <output_dir>/<job id>, made as the command starts (shared storage suits it best)
@@ -160,6 +168,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     commands: CommandsConfig = msgspec.field(default_factory=CommandsConfig)
     dispatch: DispatchConfig = msgspec.field(default_factory=DispatchConfig)
+    dashboard: DashboardConfig = msgspec.field(default_factory=DashboardConfig)
     coalition: CoalitionConfig = msgspec.field(default_factory=CoalitionConfig)
     job_types: JobTypesConfig = msgspec.field(default_factory=JobTypesConfig)
     genvid: GenvidConfig = msgspec.field(default_factory=GenvidConfig)

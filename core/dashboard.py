@@ -3,6 +3,7 @@ runs and the jobs that wait on it, a window of its log, and the farm at a glance
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -53,6 +54,8 @@ class LogWindow(msgspec.Struct, kw_only=True):
     text: str
     # the job is running: more may come
     running: bool
+    # when the newest output arrived (epoch seconds), None before any
+    last_output: float | None = None
 
 
 class Minute(msgspec.Struct):
@@ -60,6 +63,18 @@ class Minute(msgspec.Struct):
     at: int
     finished: int
     failed: int
+
+
+class Sample(msgspec.Struct):
+    """The farm as sampled once in a minute."""
+
+    # the minute's start, epoch seconds
+    at: int
+    # leaves waiting or pending
+    queued: int
+    # runs going on, and the slots of the workers in dispatch
+    busy: int
+    slots: int
 
 
 class Glance(msgspec.Struct, kw_only=True):
@@ -74,6 +89,8 @@ class Glance(msgspec.Struct, kw_only=True):
     busy: int
     # runs ended per minute over the last hour, oldest first, every minute present
     minutes: list[Minute]
+    # the samples of the last hour, oldest first: a minute no server sampled is absent
+    history: list[Sample] = msgspec.field(default_factory=list)
 
 
 class Dashboard:
@@ -114,13 +131,13 @@ class Dashboard:
         if start is not None and end is not None:
             raise Invalid("a log window is read from a start or up to an end, not both")
 
-        async def size(conn: Conn) -> tuple[int, bool]:
+        async def size(conn: Conn) -> tuple[int, bool, float | None]:
             row = await conn.fetchrow(Q["job_log_size"], job_id)
             if row is None:
                 raise NotFound(f"no such job: {job_id}")
-            return row["log_size"], row["running"]
+            return row["log_size"], row["running"], row["last_output"]
 
-        total, running = await self._db.read(size)
+        total, running, last_output = await self._db.read(size)
         if start is not None:
             first = min(start, total)
             stop = min(first + limit, total)
@@ -134,7 +151,43 @@ class Dashboard:
             size=max(read.size, total),
             text=read.data.decode("utf-8", errors="replace"),
             running=running,
+            last_output=last_output,
         )
+
+    async def last_outputs(self, job_ids: Sequence[int]) -> dict[int, float]:
+        """When the newest output of each of `job_ids` arrived, for those with any."""
+        if not job_ids:
+            return {}
+
+        async def work(conn: Conn) -> dict[int, float]:
+            rows = await conn.fetch(Q["last_outputs"], list(job_ids))
+            return {r["id"]: r["at"] for r in rows}
+
+        return await self._db.read(work)
+
+    async def sample(self, keep: float) -> bool:
+        """Write this minute's sample of the farm unless a server process did already, and
+        prune the samples older than `keep` seconds; True when this call wrote it."""
+        minute = math.floor(time.time() / 60) * 60
+
+        async def done(conn: Conn) -> bool:
+            return await conn.fetchval(Q["farm_sampled"], minute) is not None
+
+        if await self._db.read(done):
+            return False
+        farm = await metrics.farm(self._db)
+        queued = farm.jobs.get("WAITING", 0) + farm.jobs.get("PENDING", 0)
+
+        async def work(conn: Conn) -> bool:
+            slots = await conn.fetchrow(Q["farm_slots"])
+            assert slots is not None
+            status: str = await conn.execute(
+                Q["farm_sample"], minute, queued, slots["busy"], slots["slots"]
+            )
+            await conn.execute(Q["farm_prune"], minute - math.ceil(keep))
+            return status.endswith(" 1")
+
+        return await self._db.transact(work)
 
     async def glance(self) -> Glance:
         farm = await metrics.farm(self._db)
@@ -149,12 +202,17 @@ class Dashboard:
                 for r in await conn.fetch(Q["farm_minutes"], float(first))
             }
             minutes = [Minute(first + 60 * m, *counts.get(m, (0, 0))) for m in range(MINUTES)]
+            history = [
+                Sample(r["minute"], r["queued"], r["busy"], r["slots"])
+                for r in await conn.fetch(Q["farm_history"], first)
+            ]
             return Glance(
                 jobs=dict(farm.jobs),
                 workers=dict(farm.workers),
                 slots=slots["slots"],
                 busy=slots["busy"],
                 minutes=minutes,
+                history=history,
             )
 
         return await self._db.read(work)

@@ -24,6 +24,21 @@ Q = Queries("jobs.sql")
 RUNS = Queries("runs.sql")
 LOGS = Queries("logs.sql")
 
+# the orders of a page of children: a column, "-" first for the other way round
+JobSort = Literal[
+    "id", "-id", "priority", "-priority", "state", "-state", "title", "-title",
+    "start", "-start", "duration", "-duration",
+]  # fmt: skip
+# each sort's job_list column; only `id` has an index (jobs_parent_order) to walk
+_SORT_COLUMNS: dict[str, str] = {
+    "priority": "priority",
+    "state": "state",
+    "title": "title",
+    "start": "start_time",
+    "duration": "duration",
+}
+_ID_MAX = 2**63 - 1
+
 DistinctField = Literal["user", "state", "worker", "priority", "affinity"]
 _DISTINCT_QUERY: dict[DistinctField, str] = {
     "user": "distinct_users",
@@ -71,20 +86,22 @@ class Jobs:
         states: Sequence[str] = (),
         user: str | None = None,
         title: str | None = None,
+        sort: JobSort = "id",
     ) -> JobPage:
-        """The children of `parent` (0: the roots) with ids after `after`, `limit` at most,
-        in id order; only those in one of `states`, of `user`, whose title holds `title`
-        (any case) when given."""
+        """The children of `parent` (0: the roots) after job `after` (0: from the start) in
+        the order of `sort` (by id unless told; "-" first: the other way round), `limit`
+        at most; only those in one of `states`, of `user`, whose title holds `title` (any
+        case) when given. By id, a page walks an index; by another column, the group's
+        rows passing the filters are sorted (see docs/dashboard.md)."""
         pattern = None if title is None else f"%{_like_escaped(title)}%"
         limit = min(limit, self._config.limits.max_page)
+        sql, start = _page_query(sort, after)
 
         async def work(conn: Conn) -> JobPage:
             if parent:
                 await _require(conn, [parent])
             # one more than asked tells whether a page follows
-            jobs = await _jobs(
-                conn, Q["select_page"], parent, after, list(states), user, pattern, limit + 1
-            )
+            jobs = await _jobs(conn, sql, parent, start, list(states), user, pattern, limit + 1)
             more = len(jobs) > limit
             del jobs[limit:]
             return JobPage(jobs=jobs, next=jobs[-1].id if more else None)
@@ -491,6 +508,24 @@ async def _require(conn: Conn, ids: Sequence[int]) -> None:
     missing = sorted(set(ids) - existing)
     if missing:
         raise NotFound(f"no such job: {', '.join(map(str, missing))}")
+
+
+def _page_query(sort: JobSort, after: int) -> tuple[str, int]:
+    """The query of a page in the order of `sort`, and the `after` it takes."""
+    descending = sort.startswith("-")
+    column = sort.removeprefix("-")
+    if column == "id":
+        if descending:
+            return Q["select_page_desc"], after or _ID_MAX
+        return Q["select_page"], after
+    key = _SORT_COLUMNS[column]
+    sql = (
+        Q["select_page_sorted"]
+        .replace("SORT_KEY", key)
+        .replace("SORT_DIR", "DESC" if descending else "ASC")
+        .replace("SORT_CMP", "<" if descending else ">")
+    )
+    return sql, after
 
 
 async def _jobs(conn: Conn, sql: str, *args: object) -> list[Job]:

@@ -15,6 +15,7 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.config import Config
+from core.dashboard import Dashboard
 from core.dispatch import Picks, Planner
 from core.runs import Runs
 from core.services import Services
@@ -35,6 +36,7 @@ class Scheduler:
         runs: Runs,
         services: Services,
         workflows: Workflows | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self._url = database_url
         self._config = config
@@ -43,6 +45,7 @@ class Scheduler:
         self._runs = runs
         self._services = services
         self._workflows = workflows
+        self._dashboard = dashboard
         self._reconciling = False
         self._reconcile_again = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -61,6 +64,14 @@ class Scheduler:
         self._add("reconcile", self._reconcile, self._config.genvid.settings.reconcile_interval)
         if self._workflows is not None:
             self._add("awe_expiry", self._workflows.expire, self._config.awe.expiry_interval)
+        if self._dashboard is not None:
+            keep = self._config.dashboard.keep_samples
+            dashboard = self._dashboard
+            self._add(
+                "farm_sample",
+                lambda: dashboard.sample(keep),
+                self._config.dashboard.sample_interval,
+            )
         self._scheduler.start()
         self._listener = asyncio.create_task(self._listen())
 

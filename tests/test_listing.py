@@ -187,6 +187,41 @@ def test_keyset_pages_filter_by_state_user_and_title(
 
 
 @pytest.mark.parametrize(
+    ("sort", "column"),
+    [("priority", "priority"), ("state", "state"), ("title", "title"), ("start", "start_time")],
+)
+def test_sorted_pages_walk_the_children_by_a_column_then_id(
+    api: httpx.Client, sql: Sql, big_group: tuple[int, list[int]], sort: str, column: str
+) -> None:
+    group, ids = big_group
+    # priorities repeat, so ties are broken by id
+    ok(api.post("/api/jobs", json={str(i): {"priority": n % 4} for n, i in enumerate(ids)}))
+    rows = reference(sql, "parent = $1", group)
+    up = [r["id"] for r in sorted(rows, key=lambda r: (r[column], r["id"]))]
+    assert [i for p in pages(api, parent=group, limit=60, sort=sort) for i in p] == up
+    down = [i for p in pages(api, parent=group, limit=60, sort=f"-{sort}") for i in p]
+    assert down == up[::-1]
+    # filters and order together
+    paused = [r["id"] for r in sorted(rows, key=lambda r: (r[column], r["id"]))
+              if r["state"] == "PAUSED"]  # fmt: skip
+    assert [i for p in pages(api, parent=group, limit=7, sort=sort, state="PAUSED")
+            for i in p] == paused  # fmt: skip
+
+
+def test_pages_by_id_descending_and_a_cursor_gone(
+    api: httpx.Client, big_group: tuple[int, list[int]]
+) -> None:
+    group, ids = big_group
+    assert [i for p in pages(api, parent=group, limit=70, sort="-id") for i in p] == ids[::-1]
+    # the job a sorted page was asked after is gone: the pages start again
+    ok(api.request("DELETE", "/api/jobs", json=[ids[5]]))
+    page = api.get(
+        "/api/v2/jobs", params={"parent": group, "sort": "title", "after": ids[5], "limit": 3}
+    ).json()
+    assert [j["id"] for j in page["jobs"]] == ids[:3]
+
+
+@pytest.mark.parametrize(
     ("params", "status", "named"),
     [
         ({"parent": 999_999}, 404, "999999"),
@@ -195,6 +230,7 @@ def test_keyset_pages_filter_by_state_user_and_title(
         ({"limit": 10_001}, 400, "limit"),
         ({"after": -1}, 400, "after"),
         ({"parent": "x"}, 400, "parent"),
+        ({"sort": "user"}, 400, "sort"),
     ],
 )
 def test_a_bad_page_request_is_refused_saying_why(

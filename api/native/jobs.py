@@ -8,6 +8,7 @@ from litestar.params import JSONBody, QueryParameter
 
 from api.access import IdentityDep, access, own_jobs, submitted_as
 from api.params import CoreDep
+from core.jobs import JobSort
 from core.models import JobId, JobPage, JobSpec, JobState
 
 
@@ -22,16 +23,25 @@ class Submitted(msgspec.Struct, kw_only=True):
     ids: list[int]
 
 
+class JobListing(JobPage, kw_only=True):
+    """A page of jobs, and when each running leaf of it last wrote output (epoch seconds;
+    a running job not listed has written nothing yet)."""
+
+    last_output: dict[int, float]
+
+
 class JobsController(Controller):
     path = "/jobs"
 
     @get(
         "/",
-        summary="A page of the children of a job (or of the roots), in id order",
+        summary="A page of the children of a job (or of the roots), in id order or another",
         description=(
             "Keyset paging: ask again with `after` set to the answer's `next` for the page "
             "that follows; `next` is null on the last page. Pages stay cheap however deep "
-            "the farm, and a job added or removed meanwhile shifts no other."
+            "the farm, and a job added or removed meanwhile shifts no other. `sort` orders "
+            "by another column (`-` first: descending), ties by id; by id the page walks an "
+            "index, by another column the group's matching rows are sorted for each page."
         ),
     )
     async def page(
@@ -39,7 +49,7 @@ class JobsController(Controller):
         core: CoreDep,
         parent: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="0: the roots")] = 0,
         after: Annotated[
-            int, QueryParameter(ge=0, le=2**63 - 1, description="only ids above this one")
+            int, QueryParameter(ge=0, le=2**63 - 1, description="after this job (`next`)")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000, description="jobs at most")] = 100,
         # `state` is the name of Litestar's own application state in a handler
@@ -52,9 +62,16 @@ class JobsController(Controller):
             str | None,
             QueryParameter(max_length=1000, description="only titles holding this, any case"),
         ] = None,
-    ) -> JobPage:
-        return await core.jobs.page(
-            parent, after, limit, states=states or (), user=user, title=title
+        sort: Annotated[
+            JobSort, QueryParameter(description="the order: a column, `-` first for descending")
+        ] = "id",
+    ) -> JobListing:
+        page = await core.jobs.page(
+            parent, after, limit, states=states or (), user=user, title=title, sort=sort
+        )
+        running = [j.id for j in page.jobs if j.state == "WORKING" and j.command]
+        return JobListing(
+            jobs=page.jobs, next=page.next, last_output=await core.dashboard.last_outputs(running)
         )
 
     @post(

@@ -30,7 +30,38 @@ SELECT id, worker, state, start,
 SELECT job_id FROM dependencies WHERE depends_on = $1 ORDER BY job_id LIMIT $2;
 
 -- name: job_log_size
-SELECT log_size, state = 'WORKING' AS running, ping_time FROM jobs WHERE id = $1;
+-- the log's size, whether the job runs, and when its newest chunk arrived (NULL: no
+-- output yet), one step back along job_logs' primary key
+SELECT log_size, state = 'WORKING' AS running, ping_time,
+       (SELECT l.at FROM job_logs l WHERE l.job_id = jobs.id
+         ORDER BY l.byte_offset DESC LIMIT 1) AS last_output
+  FROM jobs WHERE id = $1;
+
+-- name: last_outputs
+-- when the newest log chunk of each of jobs $1 arrived, for those with output: one step
+-- back along job_logs' primary key per job
+SELECT j.id, l.at
+  FROM unnest($1::bigint[]) AS j (id)
+  CROSS JOIN LATERAL (
+      SELECT at FROM job_logs WHERE job_id = j.id ORDER BY byte_offset DESC LIMIT 1
+  ) l;
+
+-- name: farm_sampled
+SELECT 1 FROM farm_samples WHERE minute = $1;
+
+-- name: farm_sample
+-- this minute's sample ($1: the minute's start; $2 queued, $3 busy, $4 slots): the first
+-- server process to sample a minute writes it, the others change nothing
+INSERT INTO farm_samples (minute, queued, busy, slots) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (minute) DO NOTHING;
+
+-- name: farm_prune
+-- samples before minute $1 go
+DELETE FROM farm_samples WHERE minute < $1;
+
+-- name: farm_history
+-- the samples from minute $1 on, oldest first
+SELECT minute, queued, busy, slots FROM farm_samples WHERE minute >= $1 ORDER BY minute;
 
 -- name: farm_slots
 -- slots of the workers in dispatch (active and not lost), and runs going on now

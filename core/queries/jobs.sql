@@ -21,6 +21,32 @@ SELECT * FROM job_list
  ORDER BY id
  LIMIT $6;
 
+-- name: select_page_desc
+-- as select_page, newest first: ids below $2, walking jobs_parent_order backwards
+SELECT * FROM job_list
+ WHERE parent = $1 AND id < $2
+   AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
+   AND ($4::text IS NULL OR "user" = $4)
+   AND ($5::text IS NULL OR title ILIKE $5)
+ ORDER BY id DESC
+ LIMIT $6;
+
+-- name: select_page_sorted
+-- as select_page, ordered by SORT_KEY (a job_list column) then id, both SORT_DIR, from
+-- after job $2 (0, or a job no longer there: from the start) by the job's key as it is
+-- now. SORT_KEY, SORT_DIR and SORT_CMP are put in by core/jobs.py from its fixed table,
+-- never from a request. No index holds these orders: the group's rows that pass the
+-- filters are read from jobs_parent_order and the first $6 kept (a bounded top-N sort).
+SELECT * FROM job_list
+ WHERE parent = $1
+   AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
+   AND ($4::text IS NULL OR "user" = $4)
+   AND ($5::text IS NULL OR title ILIKE $5)
+   AND (NOT EXISTS (SELECT 1 FROM jobs a WHERE a.id = $2)
+        OR (SORT_KEY, id) SORT_CMP (SELECT a.SORT_KEY, a.id FROM job_list a WHERE a.id = $2))
+ ORDER BY SORT_KEY SORT_DIR, id SORT_DIR
+ LIMIT $6;
+
 -- name: select_dependencies
 SELECT l.* FROM dependencies d JOIN job_list l ON l.id = d.depends_on
  WHERE d.job_id = $1 ORDER BY d.depends_on;

@@ -1,10 +1,13 @@
-// The farm at a glance: jobs and workers by state, busy and idle slots, and two charts:
-// runs ended per minute over the last hour (from the events, server side), and busy slots
-// and queue depth as this page has seen them since it opened.
+// The farm at a glance: jobs and workers by state, busy and idle slots, and two charts of
+// the last hour, both from the server: runs ended per minute (from the events), and queue
+// depth and busy slots (the farm as sampled once a minute, then as read now).
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import { get } from "./api.js";
-import { html } from "./util.js";
+import { html, useThrottled } from "./util.js";
+
+// the most the farm is read again per change message: once a second
+const REREAD_MS = 1000;
 
 function Chart({ title, series, data }) {
   const box = useRef(null);
@@ -39,30 +42,19 @@ const Tile = ({ label, value, cls }) =>
 
 export function FarmView({ tick, setError }) {
   const [farm, setFarm] = useState(null);
-  // [time, busy, queued] as seen since the page opened, one sample per read
-  const seen = useRef([[], [], []]);
-  const [samples, setSamples] = useState(seen.current);
+  const reread = useThrottled(tick.jobs + tick.workers, REREAD_MS);
+  // how many times the farm was read: the tests count them
+  const reads = useRef(0);
   useEffect(() => {
     let live = true;
+    reads.current += 1;
     get("/api/v2/farm")
-      .then((f) => {
-        if (!live) return;
-        setFarm(f);
-        const [t, busy, queued] = seen.current;
-        const now = Date.now() / 1000;
-        // one sample a second at most: the feed may say "changed" several times a second
-        if (t.length && now - t[t.length - 1] < 1) t.pop(), busy.pop(), queued.pop();
-        t.push(now);
-        busy.push(f.busy);
-        queued.push((f.jobs.WAITING || 0) + (f.jobs.PENDING || 0));
-        seen.current = [t.slice(-3600), busy.slice(-3600), queued.slice(-3600)];
-        setSamples(seen.current);
-      })
+      .then((f) => live && setFarm(f))
       .catch((err) => live && setError(err));
     return () => {
       live = false;
     };
-  }, [tick.jobs, tick.workers]);
+  }, [reread]);
   if (!farm) return html`<p class="muted">Loading the farm…</p>`;
   const j = farm.jobs;
   const w = farm.workers;
@@ -71,7 +63,15 @@ export function FarmView({ tick, setError }) {
     farm.minutes.map((m) => m.finished),
     farm.minutes.map((m) => m.failed),
   ];
-  return html`<section class="farm">
+  // the samples of the hour, and the farm as read now at the end of the line
+  const queuedNow = (j.WAITING || 0) + (j.PENDING || 0);
+  const now = Math.floor(Date.now() / 1000);
+  const depth = [
+    [...farm.history.map((h) => h.at), now],
+    [...farm.history.map((h) => h.queued), queuedNow],
+    [...farm.history.map((h) => h.busy), farm.busy],
+  ];
+  return html`<section class="farm" data-history=${farm.history.length} data-reads=${reads.current}>
     <div class="tiles">
       <${Tile} label="waiting" value=${j.WAITING || 0} />
       <${Tile} label="pending" value=${j.PENDING || 0} />
@@ -93,12 +93,12 @@ export function FarmView({ tick, setError }) {
         data=${minutes}
       />
       <${Chart}
-        title="Busy slots and queue depth, since this page opened"
+        title="Queue depth and busy slots, last hour (sampled each minute)"
         series=${[
+          { label: "queued", stroke: "#b7791f", fill: "rgba(183,121,31,0.12)" },
           { label: "busy slots", stroke: "#3b82f6" },
-          { label: "queued", stroke: "#b7791f" },
         ]}
-        data=${samples}
+        data=${depth}
       />
     </div>
   </section>`;

@@ -8,10 +8,12 @@ import {
   duration,
   html,
   isGroup,
+  LastOutput,
   link,
   onLink,
   Progress,
   State,
+  useNow,
   when,
 } from "./util.js";
 
@@ -24,7 +26,7 @@ const JobLink = ({ id }) =>
     >#${id}</a
   >`;
 
-function Log({ id, tick, running }) {
+function Log({ id, tick, running, now, lastOutput, setLastOutput }) {
   // pieces of the log in order: {start, end, text}; a gap between two is not loaded
   const [pieces, setPieces] = useState([]);
   const [size, setSize] = useState(0);
@@ -44,6 +46,7 @@ function Log({ id, tick, running }) {
     get(`/api/v2/jobs/${id}/log`, { limit: WINDOW }).then((w) => {
       setPieces([w]);
       setSize(w.size);
+      setLastOutput(w.last_output);
     });
   }, [id]);
 
@@ -52,6 +55,7 @@ function Log({ id, tick, running }) {
     if (!follow || last === null) return;
     get(`/api/v2/jobs/${id}/log`, { limit: 1 }).then((probe) => {
       setSize(probe.size);
+      setLastOutput(probe.last_output);
       if (probe.size <= last) return;
       const params =
         probe.size - last > WINDOW ? { limit: WINDOW } : { start: last, limit: WINDOW };
@@ -79,6 +83,7 @@ function Log({ id, tick, running }) {
     <header>
       <h3>Log</h3>
       <span class="muted">${bytes(size)}${running ? " · running" : ""}</span>
+      <${LastOutput} at=${lastOutput} now=${now} running=${running} />
       <button disabled=${first === 0} onClick=${earlier} data-log="earlier">
         Load earlier${first ? ` (${bytes(first)} before)` : ""}
       </button>
@@ -99,6 +104,8 @@ export function JobView({ id, me, tick, setError }) {
   const [runs, setRuns] = useState([]);
   const [deps, setDeps] = useState([]);
   const [dependants, setDependants] = useState([]);
+  const [lastOutput, setLastOutput] = useState(null);
+  const now = useNow(5000);
   useEffect(() => {
     let live = true;
     Promise.all([
@@ -133,6 +140,7 @@ export function JobView({ id, me, tick, setError }) {
       ${action("start", "Start", "/api/startjobs", "start")}
       ${action("reset", "Reset", "/api/resetjobs", "reset")}
       ${isGroup(job) && action("reseterrors", "Reset errors", "/api/reseterrorjobs", "reset the failed frames of")}
+      ${action("move", "Move…", "", "move")}
       ${isGroup(job) &&
       html`<a class="button" href=${link({ parent: job.id })}
         onClick=${(e) => onLink(e, { parent: job.id })}>Open the group</a>`}
@@ -149,6 +157,8 @@ export function JobView({ id, me, tick, setError }) {
         ${field("started", when(job.start_time))}
         ${field("duration", job.start_time ? duration(job.duration) : "")}
         ${field("last heard", job.state === "WORKING" ? when(job.ping_time) : "")}
+        ${field("last output", html`<${LastOutput} at=${lastOutput} now=${now}
+          running=${job.state === "WORKING"} />`)}
         ${field("runs / retries", `${job.run_done} / ${job.retry}`)}
         ${field("timeout", job.timeout ? duration(job.timeout) : "none")}
         ${field("environment", html`<code>${job.environment}</code>`)}
@@ -176,6 +186,7 @@ export function JobView({ id, me, tick, setError }) {
           : html`<p class="muted">It has not run yet.</p>`}
       </section>
     </div>
-    ${!isGroup(job) && html`<${Log} id=${job.id} tick=${tick.jobs} running=${job.state === "WORKING"} />`}
+    ${!isGroup(job) && html`<${Log} id=${job.id} tick=${tick.jobs} running=${job.state === "WORKING"}
+      now=${now} lastOutput=${lastOutput} setLastOutput=${setLastOutput} />`}
   </section>`;
 }

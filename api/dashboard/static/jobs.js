@@ -7,16 +7,24 @@ import {
   duration,
   html,
   isGroup,
+  LastOutput,
   link,
   navigate,
   onLink,
   Progress,
   State,
   STATES,
+  useNow,
+  useThrottled,
   when,
 } from "./util.js";
 
 const PAGE = 100;
+// the most a page of jobs is read again per change message: once a second
+const REREAD_MS = 1000;
+
+// the columns a page sorts by (the server's `sort`), as their headers say
+const SORTS = { id: "id", title: "title", state: "state", prio: "priority", start: "start", duration: "duration" };
 
 // quick filters: what a wrangler asks most, one click (and one shareable link) away
 const QUICK = {
@@ -128,7 +136,8 @@ function Filters({ where, me, searchRef }) {
         )}
     </span>
     ${(where.state || where.user || where.title) &&
-    html`<button type="button" onClick=${() => navigate({ parent: where.parent })}>clear</button>`}
+    html`<button type="button" onClick=${() => navigate({ parent: where.parent, sort: where.sort })}
+      >clear</button>`}
   </form>`;
 }
 
@@ -139,6 +148,7 @@ const ACTIONS = [
   { key: "reset", label: "Reset", path: "/api/resetjobs", what: "reset (run again from scratch)", sub: true },
   { key: "reseterrors", label: "Reset errors", path: "/api/reseterrorjobs", what: "reset the failed frames of", sub: true },
   { key: "priority", label: "Priority…", what: "set the priority of" },
+  { key: "move", label: "Move…", what: "move", sub: true },
   { key: "delete", label: "Delete", what: "DELETE", sub: true, danger: true },
 ];
 
@@ -166,9 +176,31 @@ export async function act(action, jobs) {
     await call("POST", "/api/jobs", Object.fromEntries(ids.map((id) => [id, { priority }])));
     return true;
   }
+  if (action.key === "move") return move(jobs, subtree);
   if (!confirm(`${action.what} ${jobs.length} job(s)${subtree}?\n${describe(jobs)}`)) return false;
   if (action.key === "delete") await call("DELETE", "/api/jobs", ids);
   else await call("POST", action.path, ids);
+  return true;
+}
+
+// under another group (or to the top): which one is asked, then the move is confirmed
+// naming the group, as the server will see it
+async function move(jobs, subtree) {
+  const answer = prompt(
+    `Move ${jobs.length} job(s)${subtree} under which group? Its id, or 0 for the top:\n${describe(jobs)}`,
+    "",
+  );
+  if (answer === null || answer.trim() === "") return false;
+  const parent = Number(answer.trim());
+  if (!Number.isSafeInteger(parent) || parent < 0) throw new Error(`a group is a job id, not ${answer}`);
+  let where = "the top level";
+  if (parent) {
+    const group = await get(`/api/jobs/${parent}`);
+    if (!isGroup(group)) throw new Error(`#${parent} ${group.title} runs a command: it is no group`);
+    where = `group #${group.id} ${group.title}`;
+  }
+  if (!confirm(`Move ${jobs.length} job(s)${subtree} under ${where}?\n${describe(jobs)}`)) return false;
+  await call("POST", "/api/jobs", Object.fromEntries(jobs.map((j) => [j.id, { parent }])));
   return true;
 }
 
@@ -178,9 +210,25 @@ export function allowed(me, job) {
   return me.role === "user" && (me.users_change_any || job.user === me.name);
 }
 
+// a column header that sorts the page by it: once ascending, again descending
+function SortHeader({ where, label }) {
+  const column = SORTS[label];
+  const sort = where.sort || "id";
+  const on = sort.replace(/^-/, "") === column;
+  const descending = sort.startsWith("-");
+  const next = on && !descending ? `-${column}` : column;
+  const params = { ...where, after: undefined, sort: next === "id" ? undefined : next };
+  return html`<th data-sort=${column} aria-sort=${on ? (descending ? "descending" : "ascending") : "none"}>
+    <a href=${link(params)} onClick=${(e) => onLink(e, params)}
+      title=${`sort by ${label}`}>${label}${on ? (descending ? " ▼" : " ▲") : ""}</a>
+  </th>`;
+}
+
 export function JobsView({ where, me, tick, searchRef, keys, setError }) {
   const parent = Number(where.parent || 0);
   const after = Number(where.after || 0);
+  const reread = useThrottled(tick.jobs, REREAD_MS);
+  const now = useNow(5000);
   const [page, setPage] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const [cursor, setCursor] = useState(0);
@@ -195,6 +243,7 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
     state: where.state,
     user: where.user,
     title: where.title,
+    sort: where.sort,
   };
   const key = JSON.stringify(filter);
   useEffect(() => {
@@ -205,11 +254,12 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
     return () => {
       live = false;
     };
-  }, [key, tick.jobs]);
+  }, [key, reread]);
   useEffect(() => {
     setSelected(new Set());
     setCursor(0);
-  }, [parent, where.state, where.user, where.title]);
+    back.current = [];
+  }, [parent, where.state, where.user, where.title, where.sort]);
 
   const jobs = page ? page.jobs : [];
   const chosen = jobs.filter((j) => selected.has(j.id));
@@ -290,8 +340,15 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
                 setSelected(new Set(e.currentTarget.checked ? jobs.map((j) => j.id) : []))}
             />
           </th>
-          <th>id</th><th>title</th><th>state</th><th>progress</th><th>prio</th><th>user</th>
-          <th>worker</th><th>start</th><th>duration</th><th>runs</th>
+          <${SortHeader} where=${where} label="id" />
+          <${SortHeader} where=${where} label="title" />
+          <${SortHeader} where=${where} label="state" />
+          <th>progress</th>
+          <${SortHeader} where=${where} label="prio" />
+          <th>user</th><th>worker</th>
+          <${SortHeader} where=${where} label="start" />
+          <${SortHeader} where=${where} label="duration" />
+          <th>runs</th><th title="time since the last output of a running job">output</th>
         </tr>
       </thead>
       <tbody>
@@ -329,6 +386,8 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
             <td>${when(j.start_time)}</td>
             <td class="num">${j.start_time ? duration(j.duration) : ""}</td>
             <td class="num" title="runs done / retries allowed">${j.run_done}/${j.retry}</td>
+            <td class="output"><${LastOutput} at=${page.last_output[j.id]} now=${now}
+              running=${j.state === "WORKING" && !isGroup(j)} short=${true} /></td>
           </tr>`,
         )}
       </tbody>

@@ -2,6 +2,7 @@
 // Every text from the farm (titles, commands, logs) goes into the page as a text child,
 // which Preact sets as text, never as HTML.
 import { html } from "htm/preact";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 export { html };
 
@@ -113,3 +114,51 @@ export function State({ state }) {
 }
 
 export const STATES = ["WAITING", "PENDING", "WORKING", "FINISHED", "ERROR", "PAUSED"];
+
+// `value` as it was at most once per `ms`: the change feed may say "changed" a few times
+// a second, and a view that reads a lot on each (the farm, a page of jobs) reads again at
+// most once per `ms`, the last change always included (a trailing read).
+export function useThrottled(value, ms) {
+  const [shown, setShown] = useState(value);
+  const lastAt = useRef(0);
+  useEffect(() => {
+    if (value === shown) return;
+    const wait = lastAt.current + ms - Date.now();
+    if (wait <= 0) {
+      lastAt.current = Date.now();
+      setShown(value);
+      return;
+    }
+    const timer = setTimeout(() => {
+      lastAt.current = Date.now();
+      setShown(value);
+    }, wait);
+    return () => clearTimeout(timer);
+  }, [value, shown, ms]);
+  return shown;
+}
+
+// the time now, again every `ms`: for "4 min ago" texts while nothing else changes
+export function useNow(ms) {
+  const [now, setNow] = useState(Date.now() / 1000);
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now() / 1000), ms);
+    return () => clearInterval(timer);
+  }, [ms]);
+  return now;
+}
+
+// a running job silent this long is marked: a frame may be stuck
+export const QUIET_AFTER = 5 * 60;
+
+// "last output 4m02s ago", marked past QUIET_AFTER; nothing for a job not running
+export function LastOutput({ at, now, running, short = false }) {
+  if (!running) return null;
+  if (!at) return html`<span class="quiet-none muted" data-last-output="none">no output yet</span>`;
+  const silent = Math.max(now - at, 0);
+  const quiet = silent >= QUIET_AFTER;
+  return html`<span class=${quiet ? "quiet" : "muted"} data-last-output=${Math.round(silent)}
+    data-quiet=${quiet ? "yes" : "no"}
+    title=${`the last output arrived at ${new Date(at * 1000).toLocaleTimeString()}`}
+    >${short ? "" : "last output "}${duration(silent)} ago</span>`;
+}

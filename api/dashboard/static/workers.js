@@ -1,5 +1,6 @@
 // The workers: what each runs, its load, its rules, when it was last heard of; stop and
-// start it. A lost worker (TIMEOUT: no heartbeat for too long) comes first, in red.
+// start it, edit its rules (an admin's). A lost worker (TIMEOUT: no heartbeat for too
+// long) comes first, in red.
 import { useEffect, useState } from "preact/hooks";
 import { call, get } from "./api.js";
 import { ago, bytes, html, link, onLink, State } from "./util.js";
@@ -17,8 +18,40 @@ function cpu(text) {
 
 const ORDER = { TIMEOUT: 0, WORKING: 1, WAITING: 2 };
 
+const rulesOf = (w) => (w.affinity || "").split("\n").filter(Boolean);
+
+// a worker's affinity rules, one a line, in the order it prefers them: each line a set of
+// names joined by commas; the worker takes the jobs whose affinity one rule covers
+function RulesEditor({ worker, close, setError }) {
+  const [text, setText] = useState(rulesOf(worker).join("\n"));
+  const [busy, setBusy] = useState(false);
+  const save = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      await call("POST", "/api/workers", { [worker.name]: { affinity: text } });
+      close();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="rules-edit" onSubmit=${save} aria-label=${`rules of ${worker.name}`}>
+    <textarea name="rules" rows=${Math.max(rulesOf(worker).length + 1, 2)} cols="24"
+      placeholder="LINUX,GPU" value=${text} onInput=${(e) => setText(e.currentTarget.value)}
+      onKeyDown=${(e) => e.key === "Escape" && close()}></textarea>
+    <span class="muted small">one rule a line, names joined by commas</span>
+    <span>
+      <button class="primary" type="submit" data-rules="save" disabled=${busy}>Save</button>
+      <button type="button" onClick=${close}>Cancel</button>
+    </span>
+  </form>`;
+}
+
 export function WorkersView({ me, tick, setError }) {
   const [workers, setWorkers] = useState(null);
+  const [editing, setEditing] = useState(null);
   useEffect(() => {
     let live = true;
     get("/api/workers")
@@ -67,9 +100,11 @@ export function WorkersView({ me, tick, setError }) {
             <td class="num">${w.slots}</td>
             <td>${cpu(w.cpu)}</td>
             <td>${w.total_memory ? `${bytes(w.free_memory * 1024 * 1024)} of ${bytes(w.total_memory * 1024 * 1024)}` : ""}</td>
-            <td class="rules">${(w.affinity || "").split("\n").filter(Boolean).map(
-              (r) => html`<span class="rule">${r}</span>`,
-            )}</td>
+            <td class="rules">${editing === w.name
+              ? html`<${RulesEditor} worker=${w} close=${() => setEditing(null)} setError=${setError} />`
+              : html`${rulesOf(w).map((r) => html`<span class="rule">${r}</span>`)}${admin &&
+                  html` <button class="link small" data-action="rules" title="edit the rules"
+                    onClick=${() => setEditing(w.name)}>edit</button>`}`}</td>
             <td class="num">${w.finished} / ${w.error}</td>
             <td>${ago(w.ping_time)}</td>
             <td>${admin &&
