@@ -71,19 +71,33 @@ class Jobs:
         states: Sequence[str] = (),
         user: str | None = None,
         title: str | None = None,
+        affinities: Sequence[str] = (),
     ) -> JobPage:
         """The children of `parent` (0: the roots) with ids after `after`, `limit` at most,
         in id order; only those in one of `states`, of `user`, whose title holds `title`
-        (any case) when given."""
+        (any case), whose own affinities include all of `affinities`, when given."""
         pattern = None if title is None else f"%{_like_escaped(title)}%"
         limit = min(limit, self._config.limits.max_page)
+        wanted = set(affinities)
 
         async def work(conn: Conn) -> JobPage:
             if parent:
                 await _require(conn, [parent])
+            slots = [r["id"] for r in await conn.fetch(Q["select_affinity_slots"], list(wanted))]
+            if len(slots) < len(wanted):
+                # an affinity no job was ever given: none needs it
+                return JobPage(jobs=[], next=None)
             # one more than asked tells whether a page follows
             jobs = await _jobs(
-                conn, Q["select_page"], parent, after, list(states), user, pattern, limit + 1
+                conn,
+                Q["select_page"],
+                parent,
+                after,
+                list(states),
+                user,
+                pattern,
+                limit + 1,
+                slots,
             )
             more = len(jobs) > limit
             del jobs[limit:]

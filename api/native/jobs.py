@@ -52,9 +52,17 @@ class JobsController(Controller):
             str | None,
             QueryParameter(max_length=1000, description="only titles holding this, any case"),
         ] = None,
+        affinity: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=1000,
+                description='only jobs whose own affinities include these: "LINUX,GPU"',
+            ),
+        ] = None,
     ) -> JobPage:
+        names = [name.strip() for name in (affinity or "").split(",") if name.strip()]
         return await core.jobs.page(
-            parent, after, limit, states=states or (), user=user, title=title
+            parent, after, limit, states=states or (), user=user, title=title, affinities=names
         )
 
     @post(
