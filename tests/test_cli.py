@@ -140,7 +140,8 @@ def test_closed_pipe_and_ctrl_c(processes: Processes) -> None:
     )  # fmt: skip
     assert waiting.stdout is not None
     assert waiting.stdout.readline().strip().isdigit()
-    assert waiting.stdout.readline().startswith("job ")
+    # why it waits, from GET /api/v2/jobs/{id}/wait
+    assert "waiting for job" in waiting.stdout.readline()
     waiting.send_signal(signal.SIGINT)
     _, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 130

@@ -211,7 +211,7 @@ class _Follower:
         why = self._why()
         if why is None:
             return job.state
-        position = f" (#{why.position} in the queue)" if why.position is not None else ""
+        position = f" ({why.position} ahead in the queue)" if why.position is not None else ""
         reason = f": {why.reason}" if why.reason else ""
         return f"{job.state}{reason}{position}"
 
