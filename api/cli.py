@@ -1,119 +1,139 @@
-"""The `corral` command."""
+"""The `corral` command: its parser and the dispatch to each command, nothing more.
+
+What a command needs is imported in its own branch: the server's commands (serve, token,
+plugins) in api/server_commands.py bring Litestar, asyncpg and the core; the client
+commands only worker/* with httpx and msgspec. So `corral --help` and `corral jobs` do not
+pay for the server (docs/architecture.md, Start-up)."""
 
 import argparse
-import asyncio
-import ipaddress
-import logging
+import importlib
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import TypeVar
 
-import msgspec
-import uvicorn
-
-from api.app import create_app
-from core import migrate, vault
-from core.config import Config, ConfigError, load
-from core.db import Database
-from core.embedded import EmbeddedPostgres
-from core.errors import CorralError, Invalid
-from core.plugins import Plugins
-from core.tokens import Tokens
-from worker import commands
-from worker.agent import run_agent
-from worker.machine import detected_resources, parse_resources
+DEFAULT_SERVER = "http://127.0.0.1:19211"
+_STATES = ("WAITING", "PENDING", "WORKING", "FINISHED", "ERROR", "PAUSED")
+_TOKEN_HELP = "the API token to send ($CORRAL_TOKEN)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("apscheduler", "httpx", "pgserver"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        if args.command == "serve":
-            return _serve(args, load(args.config))
-        if args.command == "plugins":
-            return _plugins(load(args.config))
-        if args.command == "worker":
-            offered = {**detected_resources(), **args.resources}
-            run_agent(
-                args.server,
-                args.name,
-                args.affinity,
-                args.slots,
-                args.token or "",
-                offered,
-                pool=args.pool,
-                apps=args.apps,
-            )
-            return 0
-        if args.command == "token":
-            return _token(args, load(args.config))
-        if args.token:
-            # the client commands read it from the environment, as a user would set it
-            os.environ["CORRAL_TOKEN"] = args.token
-        return _client_command(args)
-    except ConfigError as exc:
-        source = getattr(args, "config", None)
-        where = f"config file {source}: " if source and str(source) not in str(exc) else ""
-        print(f"corral: {where}{exc}", file=sys.stderr)
-        return 2
-    except commands.CommandError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        args = _parser().parse_args(argv)
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: the user knows; a fresh line for the shell's prompt, and no traceback
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`corral jobs | head`): as the Python docs recommend, point
+        # stdout at devnull so that the flush at exit does not fail a second time
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("serve", "token", "plugins"):
+        from api import server_commands
+
+        return server_commands.run(args)
+    if args.command == "worker":
+        from api import server_commands
+
+        return server_commands.worker(args)
+    from worker.errors import CommandError
+
+    module, name = args.run.split(":")
+    run = getattr(importlib.import_module(f"worker.{module}"), name)
+    try:
+        status: int = run(args)
+    except CommandError as exc:
+        sys.stdout.flush()
+        print(f"corral: {exc}", file=sys.stderr)
+        return exc.status
+    return status
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each option's help, and the examples of the epilog as written. An
+    empty default (none, off, "", []) goes unsaid, and so does one the help already
+    tells."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, "", [], {}, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _Version(argparse.Action):
+    """`--version`, read from the installed package only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+            help="print Corral's version and exit",
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("corral")
+        except PackageNotFoundError:
+            number = "(not installed)"
+        print(f"corral {number}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corral", description="Corral, a render farm scheduler")
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="Corral, a render farm scheduler. `corral COMMAND --help` for each.",
+        formatter_class=_Help,
+        epilog="examples:\n  corral serve --local-worker\n  corral submit --wait -- echo hi\n"
+        "  corral jobs --state ERROR\n\nsee docs/cli.md",
+    )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server_default = os.environ.get("CORRAL_SERVER", commands.DEFAULT_SERVER)
-    token_default = os.environ.get("CORRAL_TOKEN")
 
-    serve = sub.add_parser("serve", help="run the server (embedded PostgreSQL by default)")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 19211)")
-    _database_options(serve)
-    serve.add_argument(
-        "--local-worker",
-        action="store_true",
-        help="also run one worker on this machine, with as many slots as cores",
+    def command(
+        name: str, help: str, example: str, parents: Sequence[argparse.ArgumentParser] = ()
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, formatter_class=_Help, parents=list(parents),
+            epilog="example:\n  " + example.replace("\n", "\n  "),
+        )  # fmt: skip
+
+    _server_commands(command)
+    client = argparse.ArgumentParser(add_help=False)
+    server_default = os.environ.get("CORRAL_SERVER", DEFAULT_SERVER)
+    client.add_argument(
+        "--server", default=server_default, help="the server's URL ($CORRAL_SERVER)"
     )
+    client.add_argument("--token", default=None, help=_TOKEN_HELP)
 
-    token = sub.add_parser("token", help="create, list or revoke API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    create = token_sub.add_parser("create", help="a new token, printed on the last line")
-    create.add_argument("--role", required=True, choices=["admin", "user", "worker"])
-    create.add_argument(
-        "--name", required=True, help="the user's name, the worker's name, or the admin's"
-    )
-    listing = token_sub.add_parser("list", help="every token: id, name, role, revoked")
-    revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
-    revoke.add_argument("id", type=_positive)
-    for action in (create, listing, revoke):
-        _database_options(action)
-
-    plugins = sub.add_parser("plugins", help="list the scheduling plugins and their settings")
-    plugins.add_argument("--config", type=Path, help="a TOML configuration file")
-
-    worker = sub.add_parser("worker", help="run the render-node agent")
-    worker.add_argument("--server", default=server_default, help=f"(default {server_default})")
-    worker.add_argument("--name", default=socket.gethostname(), help="(default: the host name)")
+    worker = command(
+        "worker", "run the render-node agent",
+        "corral worker --server http://corral:19211 --affinity 'LINUX,GPU;LINUX' --slots 4",
+    )  # fmt: skip
+    worker.add_argument("--server", default=server_default, help="the server's URL")
+    worker.add_argument("--name", default=socket.gethostname(), help="the worker's name")
     worker.add_argument(
         "--affinity",
         default="",
         help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"',
     )
-    worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once (default 1)")
+    worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once")
     worker.add_argument(
         "--resources",
         type=_resources,
@@ -133,60 +153,297 @@ def _parser() -> argparse.ArgumentParser:
         help='the applications it runs, for the jobs tagged "app:NAME": "nuke,houdini", '
         '"*" for any, "" for none',
     )
-    worker.add_argument("--token", default=token_default, help=_TOKEN_HELP)
+    worker.add_argument("--token", default=os.environ.get("CORRAL_TOKEN"), help=_TOKEN_HELP)
 
-    submit = sub.add_parser("submit", help="submit a command or a JSON file of a job tree")
-    submit.add_argument("--server", default=server_default)
-    submit.add_argument("--token", default=token_default, help=_TOKEN_HELP)
-    submit.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
-    submit.add_argument("--title", default="")
-    submit.add_argument("--parent", type=int, default=0)
-    submit.add_argument("--dir", default="")
-    submit.add_argument("--priority", type=int, default=1000)
-    submit.add_argument("--retry", type=int, default=0)
-    submit.add_argument("--timeout", type=int, default=0)
-    submit.add_argument("--affinity", default="")
-    submit.add_argument(
-        "--user", help="who submits (default: with a token, the token's name; else $USER)"
-    )
-    submit.add_argument("--wait", action="store_true", help="show progress until it is done")
-    submit.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
-
-    jobs = sub.add_parser(
-        "jobs", help="list jobs, a page at a time (the roots, or the children of --parent)"
-    )
-    jobs.add_argument("--server", default=server_default)
-    jobs.add_argument("--token", default=token_default, help=_TOKEN_HELP)
-    jobs.add_argument("--parent", type=int, default=0, help="the group (default: the roots)")
-    jobs.add_argument("--after", type=int, default=0, help="only the jobs after this id")
-    jobs.add_argument("--limit", type=_positive, default=100, help="jobs at most (default 100)")
-    jobs.add_argument(
-        "--state", action="append", default=[], help="only jobs in this state (repeatable)"
-    )
-    jobs.add_argument("--user", help="only the jobs of this user")
-    jobs.add_argument("--title", help="only the jobs whose title holds this (any case)")
-    jobs.add_argument(
-        "--tree", action="store_true", help="each group with the jobs below it, indented"
-    )
-
-    workers = sub.add_parser("workers", help="list the workers")
-    workers.add_argument("--server", default=server_default)
-    workers.add_argument("--token", default=token_default, help=_TOKEN_HELP)
+    _submit(command, client)
+    _jobs(command, client)
+    _job_actions(command, client)
+    _job_reads(command, client)
+    _workers(command, client)
     return parser
 
 
-_TOKEN_HELP = "the API token to send (default: $CORRAL_TOKEN)"
-_LOCAL_WORKER = f"{socket.gethostname()}-local"
-_OPEN_REFUSED = """\
-corral: refusing to listen on {host}: no API token exists yet, so anyone who can reach
-this address could submit commands that run on your render nodes.
-Create an admin token first (same --data-dir or --database-url as the server):
+# _parser's `command(name, help, example, **add_parser options)`
+_CommandMaker = Callable[..., argparse.ArgumentParser]
 
-    corral token create --role admin --name <your name>
 
-then give workers a worker token each (corral token create --role worker --name <host>)
-and users a user token (--role user). Without tokens, listen on 127.0.0.1 only."""
-T = TypeVar("T")
+def _server_commands(command: _CommandMaker) -> None:
+    serve = command(
+        "serve", "run the server (embedded PostgreSQL by default)",
+        "corral serve --local-worker --local-worker-affinity 'LINUX,GPU;LINUX'",
+    )  # fmt: skip
+    serve.add_argument("--host", help="address to listen on (the config's, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (the config's, else 19211)")
+    _database_options(serve)
+    serve.add_argument(
+        "--local-worker",
+        action="store_true",
+        help="also run one worker on this machine, with as many slots as cores",
+    )
+    serve.add_argument(
+        "--local-worker-affinity",
+        metavar="RULES",
+        help="the local worker's affinity rules, as `corral worker --affinity` takes them "
+        '("LINUX,GPU;LINUX"); left out, the config\'s [server] local_worker_affinity, and '
+        "without that the rules the worker already has",
+    )
+
+    token = command(
+        "token", "create, list or revoke API tokens", "corral token create --role admin --name ana"
+    )
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create", help="a new token, printed on the last line", formatter_class=_Help
+    )
+    create.add_argument("--role", required=True, choices=["admin", "user", "worker"])
+    create.add_argument(
+        "--name", required=True, help="the user's name, the worker's name, or the admin's"
+    )
+    listing = token_sub.add_parser(
+        "list", help="every token: id, name, role, revoked", formatter_class=_Help
+    )
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id", formatter_class=_Help)
+    revoke.add_argument("id", type=_positive)
+    for action in (create, listing, revoke):
+        _database_options(action)
+
+    plugins = command(
+        "plugins", "list the scheduling plugins and their settings",
+        "corral plugins --config corral.toml",
+    )  # fmt: skip
+    plugins.add_argument("--config", type=Path, help="a TOML configuration file")
+
+
+def _submit(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
+    submit = command(
+        "submit", "submit a command, or a JSON file of a job tree",
+        "corral submit --title 'frame 1' --affinity LINUX --wait -- render -f 1 shot.scn\n"
+        "corral submit --after 12,13 --env SHOT=010 --tag nuke -- comp.sh\n"
+        "corral submit --file shot020.json",
+        parents=[client],
+    )  # fmt: skip
+    submit.set_defaults(run="submit_cmd:submit")
+    submit.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
+    submit.add_argument("--title", default="", help="(default: the command's first words)")
+    submit.add_argument("--parent", type=int, default=0, help="the group it goes in (0: a root)")
+    submit.add_argument("--dir", default="", help="the directory the command runs in")
+    submit.add_argument("--priority", type=int, default=1000, help="higher runs first")
+    submit.add_argument("--retry", type=int, default=0, help="runs again after a failure")
+    submit.add_argument(
+        "--timeout", type=int, default=0, help="seconds a run may take (0: no limit)"
+    )
+    submit.add_argument("--affinity", default="", help='what the worker must offer: "LINUX,GPU"')
+    submit.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_variable,
+        metavar="NAME=VALUE",
+        help="an environment variable of the command (repeatable)",
+    )
+    submit.add_argument(
+        "--after",
+        action="append",
+        default=[],
+        type=_ids,
+        metavar="IDS",
+        help="wait for these jobs to finish first: 12,13 (repeatable)",
+    )
+    submit.add_argument(
+        "--paused", action="store_true", help="submit it paused (`corral start ID` lets it go)"
+    )
+    submit.add_argument(
+        "--tag", action="append", default=[], help='a tag: "pool:gpu", "app:nuke" (repeatable)'
+    )
+    submit.add_argument(
+        "--progress-pattern",
+        default="",
+        metavar="REGEX",
+        help=r'how the output tells progress: "(\d+)%%" (docs/workers.md)',
+    )
+    submit.add_argument(
+        "--user",
+        help="who submits (default: with a token, the token's name; else $USER or the login)",
+    )
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow it to its end: exit status 0 when it finished, 1 when it failed",
+    )
+    submit.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+
+
+def _job_filters(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_argument_group(f"which jobs ({what})")
+    group.add_argument("--parent", type=int, help="the children of this group (0: the roots)")
+    group.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        type=_state,
+        help="only jobs in this state (repeatable)",
+    )
+    group.add_argument("--user", help="only the jobs of this user")
+    group.add_argument("--title", help="only the jobs whose title holds this (any case)")
+    group.add_argument(
+        "--affinity", help='only the jobs that need these affinities: "LINUX" or "LINUX,GPU"'
+    )
+
+
+def _jobs(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
+    jobs = command(
+        "jobs", "list jobs, a page at a time (the roots, or the children of --parent)",
+        "corral jobs --parent 1 --state ERROR\n"
+        "corral jobs --watch\n"
+        "corral jobs --parent 1 --output id,state,worker | sort -k2",
+        parents=[client],
+    )  # fmt: skip
+    jobs.set_defaults(run="jobs_cmd:jobs")
+    _job_filters(jobs, "default: the roots")
+    jobs.add_argument("--limit", type=_positive, default=50, help="jobs at most on a page")
+    jobs.add_argument(
+        "--after", type=int, default=0, help="the page after this id (the line below one says it)"
+    )
+    jobs.add_argument(
+        "--tree", action="store_true", help="each group with the jobs below it, indented"
+    )
+    shown = jobs.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON array of the jobs, every field (with --watch: one array per line)",
+    )
+    shown.add_argument(
+        "--output",
+        metavar="COLUMNS",
+        type=_columns,
+        help="only these fields, tab-separated, no header, for scripts: id,title,state "
+        "(any field of a job: priority, affinity, command, ...)",
+    )
+    jobs.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=float,
+        metavar="SECONDS",
+        help="read again every SECONDS (2 when not given) until Ctrl-C",
+    )
+
+
+def _job_actions(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
+    actions = {
+        "pause": ("pause jobs and their subtrees", "corral pause 12 13"),
+        "start": (
+            "unpause jobs and queue their finished or failed leaves again",
+            "corral start --parent 4 --state PAUSED --yes",
+        ),
+        "reset": ("reset jobs and their subtrees to run again", "corral reset 12"),
+        "reset-errors": (
+            "reset only the leaves in ERROR below the jobs",
+            "corral reset-errors 4",
+        ),
+        "delete": ("delete jobs and their subtrees", "corral delete 12 13 --yes"),
+    }
+    for name, (help, example) in actions.items():
+        action = command(name, help, example, parents=[client])
+        action.set_defaults(run="jobs_cmd:act", action=name)
+        _targets(action)
+    move = command(
+        "move", "move jobs into another group", "corral move 12 13 --to 4", parents=[client]
+    )
+    move.set_defaults(run="jobs_cmd:act", action="move")
+    move.add_argument("--to", type=int, required=True, metavar="PARENT", help="the group")
+    _targets(move)
+    priority = command(
+        "priority",
+        "set the priority of jobs (higher runs first)",
+        "corral priority 2000 12 13",
+        parents=[client],
+    )
+    priority.set_defaults(run="jobs_cmd:act", action="priority")
+    priority.add_argument("value", type=int, metavar="N", help="the new priority")
+    _targets(priority)
+
+
+def _targets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="*", type=_id, metavar="ID", help="the jobs")
+    _job_filters(parser, "instead of ids, or besides them")
+    parser.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask first (asked when a filter or a group picks the jobs, and always "
+        "for delete)",
+    )
+
+
+def _job_reads(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
+    show = command(
+        "show", "a job: its fields, what it waits for and what waits for it, its last runs",
+        "corral show 12",
+        parents=[client],
+    )  # fmt: skip
+    show.set_defaults(run="jobs_cmd:show")
+    show.add_argument("id", type=_id, metavar="ID")
+    show.add_argument("--json", action="store_true", help="the same as one JSON object")
+    log = command(
+        "log", "a job's log, as raw text",
+        "corral log 12 --tail 20\ncorral log 12 --follow",
+        parents=[client],
+    )  # fmt: skip
+    log.set_defaults(run="jobs_cmd:log")
+    log.add_argument("id", type=_id, metavar="ID")
+    log.add_argument(
+        "--follow", "-f", action="store_true", help="go on printing as it runs, until it ends"
+    )
+    log.add_argument("--tail", "-n", type=_positive, metavar="N", help="only the last N lines")
+    events = command(
+        "events", "a job's runs: worker, start, duration, exit code, why it ended",
+        "corral events 12",
+        parents=[client],
+    )  # fmt: skip
+    events.set_defaults(run="jobs_cmd:events")
+    events.add_argument("id", type=_id, metavar="ID")
+    events.add_argument("--json", action="store_true", help="one JSON array of the runs")
+
+
+def _workers(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
+    workers = command(
+        "workers", "list the workers, stop or start them, edit their rules",
+        "corral workers\ncorral workers stop render-07 render-08\n"
+        "corral workers edit render-07 --affinity 'LINUX,GPU;LINUX'",
+        parents=[client],
+    )  # fmt: skip
+    workers.set_defaults(run="workers_cmd:workers", worker_command="list")
+    workers.add_argument("--json", action="store_true", help="one JSON array of the workers")
+    actions = workers.add_subparsers(dest="worker_command", metavar="ACTION")
+    for name, help in (
+        ("list", "every worker (the default)"),
+        ("stop", "take workers out of dispatch; their runs go back to the queue"),
+        ("start", "put stopped workers back in dispatch"),
+    ):
+        action = actions.add_parser(
+            name, help=help, description=help, formatter_class=_Help, parents=[client]
+        )
+        if name != "list":
+            action.add_argument("names", nargs="+", metavar="NAME")
+        else:
+            action.add_argument("--json", action="store_true", help="one JSON array")
+    edit = actions.add_parser(
+        "edit",
+        help="change a worker's affinity rules",
+        description="change a worker's affinity rules",
+        formatter_class=_Help,
+        parents=[client],
+        epilog="example:\n  corral workers edit render-07 --affinity 'LINUX,GPU;LINUX'",
+    )
+    edit.add_argument("names", nargs=1, metavar="NAME")
+    edit.add_argument(
+        "--affinity",
+        required=True,
+        metavar="RULES",
+        help='ordered rules, ";" between rules, "," within one ("" for none)',
+    )
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -201,212 +458,6 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="a TOML configuration file")
 
 
-def _client_command(args: argparse.Namespace) -> int:
-    if args.command == "jobs":
-        which = commands.JobFilter(
-            parent=args.parent,
-            after=args.after,
-            limit=args.limit,
-            states=[state.upper() for state in args.state],
-            user=args.user,
-            title=args.title,
-            tree=args.tree,
-        )
-        commands.list_jobs(args.server, which)
-        return 0
-    if args.command == "workers":
-        commands.list_workers(args.server)
-        return 0
-    # submit: the command is what follows the `--` separator
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if args.file is not None:
-        if cmd:
-            raise commands.CommandError("give a command or --file, not both")
-        root = commands.load_tree(args.file)
-    elif cmd:
-        root = commands.JobNode(
-            title=args.title or " ".join(cmd)[:80],
-            command=" ".join(cmd),
-            dir=args.dir,
-            priority=args.priority,
-            retry=args.retry,
-            timeout=args.timeout,
-            affinity=args.affinity,
-            # a user token submits as its own name, which the server fills in
-            user=args.user if args.user is not None else _default_user(),
-        )
-    else:
-        raise commands.CommandError("nothing to submit: give a command after -- or --file")
-    job_id = commands.submit_tree(args.server, root, args.parent)
-    print(job_id)
-    if args.wait:
-        return 0 if commands.wait(args.server, job_id) == "FINISHED" else 1
-    return 0
-
-
-def _default_user() -> str:
-    return "" if os.environ.get("CORRAL_TOKEN") else os.environ.get("USER", "")
-
-
-def _plugins(config: Config) -> int:
-    for plugin in Plugins(config.plugins).loaded:
-        state = "enabled" if plugin.enabled else "disabled"
-        print(f"{plugin.name} ({state}) from {plugin.source}")
-        print(f"  hooks: {', '.join(plugin.hooks) or '-'}")
-        settings = msgspec.json.encode(plugin.settings).decode()
-        print(f"  settings: {settings}")
-    return 0
-
-
-def _database(args: argparse.Namespace, config: Config) -> tuple[str | None, Path]:
-    """The PostgreSQL named by the options, the environment or the config (None: the
-    embedded one), and the data directory."""
-    data_dir: Path = args.data_dir or Path(config.server.data_dir)
-    database_url: str | None = (
-        args.database_url or os.environ.get("CORRAL_DATABASE_URL") or config.server.database_url
-    )
-    return database_url, data_dir
-
-
-def _token(args: argparse.Namespace, config: Config) -> int:
-    database_url, data_dir = _database(args, config)
-    embedded = EmbeddedPostgres(data_dir) if database_url is None else None
-    try:
-        url = embedded.url if embedded is not None else database_url
-        assert url is not None
-        return asyncio.run(_token_action(args, url))
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
-
-async def _token_action(args: argparse.Namespace, url: str) -> int:
-    try:
-        return await _with_tokens(url, lambda tokens: _token_do(args, tokens))
-    except CorralError as exc:
-        print(f"corral: {exc.message}", file=sys.stderr)
-        return 2 if isinstance(exc, Invalid) else 1
-
-
-async def _token_do(args: argparse.Namespace, tokens: Tokens) -> int:
-    if args.token_command == "create":
-        token_id, secret = await tokens.create(args.name, args.role)
-        print(f"token {token_id} for {args.role} {args.name!r} (shown once; keep it secret):")
-        print(secret)
-    elif args.token_command == "list":
-        rows = [["ID", "NAME", "ROLE", "CREATED", "REVOKED"]]
-        for t in await tokens.list():
-            revoked = "" if t.revoked is None else _when(t.revoked)
-            rows.append([str(t.id), t.name, t.role, _when(t.created), revoked])
-        commands.print_table(rows, sys.stdout)
-    else:
-        await tokens.revoke(args.id)
-        print(f"token {args.id} revoked")
-    return 0
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-async def _with_tokens(url: str, action: Callable[[Tokens], Awaitable[T]]) -> T:
-    """Run `action` on the tokens of the database at `url` (migrated first)."""
-    db = await Database.connect(url, min_size=1, max_size=1)
-    try:
-        await db.read(migrate.apply)
-        return await action(Tokens(db))
-    finally:
-        await db.close()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _serve(args: argparse.Namespace, config: Config) -> int:
-    host: str = args.host or config.server.host
-    port: int = config.server.port if args.port is None else args.port
-    database_url, data_dir = _database(args, config)
-    # what the app keeps on disk (the secrets' key) goes where the options say
-    config = msgspec.structs.replace(
-        config, server=msgspec.structs.replace(config.server, data_dir=str(data_dir))
-    )
-    plugins = Plugins(config.plugins)
-    # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit so the
-    # embedded PostgreSQL and the local worker below are stopped cleanly too
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    embedded: EmbeddedPostgres | None = None
-    local_worker: subprocess.Popen[bytes] | None = None
-    local_token: int | None = None
-    try:
-        if database_url is None:
-            embedded = EmbeddedPostgres(data_dir)
-            database_url = embedded.url
-            logging.getLogger("corral").info("embedded PostgreSQL in %s", embedded.path)
-        # migrated, and the secrets' key able to open them, before anything listens
-        asyncio.run(vault.preflight(database_url, config))
-        secured = asyncio.run(_with_tokens(database_url, lambda t: t.required()))
-        if not secured and not _loopback(host):
-            print(_OPEN_REFUSED.format(host=host), file=sys.stderr)
-            return 2
-        app = create_app(config, database_url, plugins)
-        if args.local_worker:
-            secret = ""
-            if secured:
-                # its own token for this run of the server, revoked on the way out
-                local_token, secret = asyncio.run(
-                    _with_tokens(database_url, lambda t: t.create(_LOCAL_WORKER, "worker"))
-                )
-            local_worker = _start_local_worker(host, port, secret)
-        # open picks are long polls: on the way out, cut them short (workers retry)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=config.server.access_log,
-            timeout_graceful_shutdown=3,
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if local_worker is not None:
-            local_worker.terminate()
-            local_worker.wait(timeout=30)
-        if local_token is not None and database_url is not None:
-            asyncio.run(_with_tokens(database_url, lambda t: t.revoke(local_token)))
-        if embedded is not None:
-            embedded.stop()
-    return 0
-
-
-def _start_local_worker(host: str, port: int, token: str) -> "subprocess.Popen[bytes]":
-    # it retries until the server listens
-    address = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    # the token goes through the environment, not the command line others can read
-    env = {**os.environ, "CORRAL_TOKEN": token} if token else None
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "worker",
-            "--server",
-            f"http://{address}:{port}",
-            "--name",
-            _LOCAL_WORKER,
-            "--slots",
-            str(os.cpu_count() or 1),
-        ],
-        env=env,
-    )
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -417,7 +468,41 @@ def _positive(text: str) -> int:
     return value
 
 
+def _id(text: str) -> int:
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id") from None
+
+
+def _ids(text: str) -> list[int]:
+    return [_id(part) for part in text.replace(" ", ",").split(",") if part]
+
+
+def _state(text: str) -> str:
+    name = text.upper()
+    if name not in _STATES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_STATES)}")
+    return name
+
+
+def _variable(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
+def _columns(text: str) -> list[str]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one field: id,title,state")
+    return names
+
+
 def _resources(text: str) -> dict[str, float]:
+    from worker.machine import parse_resources
+
     try:
         return parse_resources(text)
     except ValueError as exc:
@@ -443,10 +528,6 @@ def _apps(text: str) -> list[str]:
                 f"an application name has {_NAME_MAX} characters at most: {app[:20]!r}..."
             )
     return apps
-
-
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # the key that encrypts secret values (a job type's secret settings); every server on
     # one database needs the same file. Unset: `secret.key` in data_dir, made when needed
     secret_key_file: str | None = None
+    # the rules of the worker `corral serve --local-worker` starts, as `corral worker
+    # --affinity` takes them ("LINUX,GPU;LINUX"); unset, it keeps the rules it has
+    local_worker_affinity: str | None = None
 
     def secret_key_path(self) -> Path:
         return Path(self.secret_key_file or Path(self.data_dir) / "secret.key")

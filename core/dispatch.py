@@ -298,6 +298,16 @@ class Picks:
         # what each run gets on its way to the worker (a job type's secret settings, a
         # service's environment and loggers), applied in order
         self.preparers: list[Callable[[list[Assignment]], Awaitable[list[Assignment]]]] = []
+        # the server is shutting down: picks answer without waiting
+        self._closing = False
+
+    def close(self) -> None:
+        """The server is shutting down: the waiting picks answer now (the workers ask
+        again, of the next server), and new ones do not wait."""
+        self._closing = True
+        for waiters in self._waiting.values():
+            for waiter in waiters:
+                waiter.wake.set()
 
     def assigned(self, workers: Sequence[str]) -> None:
         """Runs were assigned to these workers and wait in the database for their picks."""
@@ -379,7 +389,7 @@ class Picks:
             if taken.active:
                 self.on_demand()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wake.wait(), timeout=wait)
+                await asyncio.wait_for(waiter.wake.wait(), timeout=0 if self._closing else wait)
             # from here on this pick takes runs from the database, not from a planner
             waiter.done = True
             while waiter.claimed and waiter.runs is None:

@@ -86,22 +86,34 @@ class Jobs:
         states: Sequence[str] = (),
         user: str | None = None,
         title: str | None = None,
+        affinities: Sequence[str] = (),
         sort: JobSort = "id",
     ) -> JobPage:
         """The children of `parent` (0: the roots) after job `after` (0: from the start) in
         the order of `sort` (by id unless told; "-" first: the other way round), `limit`
         at most; only those in one of `states`, of `user`, whose title holds `title` (any
-        case) when given. By id, a page walks an index; by another column, the group's
-        rows passing the filters are sorted (see docs/dashboard.md)."""
+        case), whose own affinities include all of `affinities`, when given. By id, a page
+        walks an index; by another column, the group's rows passing the filters are sorted
+        (see docs/dashboard.md)."""
         pattern = None if title is None else f"%{_like_escaped(title)}%"
         limit = min(limit, self._config.limits.max_page)
         sql, start = _page_query(sort, after)
+        wanted = set(affinities)
 
         async def work(conn: Conn) -> JobPage:
             if parent:
                 await _require(conn, [parent])
+            slots: list[int] = []
+            if wanted:
+                rows = await conn.fetch(Q["select_affinity_slots"], list(wanted))
+                slots = [r["id"] for r in rows]
+                if len(slots) < len(wanted):
+                    # an affinity no job was ever given: none needs it
+                    return JobPage(jobs=[], next=None)
             # one more than asked tells whether a page follows
-            jobs = await _jobs(conn, sql, parent, start, list(states), user, pattern, limit + 1)
+            jobs = await _jobs(
+                conn, sql, parent, start, list(states), user, pattern, limit + 1, slots
+            )
             more = len(jobs) > limit
             del jobs[limit:]
             return JobPage(jobs=jobs, next=jobs[-1].id if more else None)

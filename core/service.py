@@ -20,6 +20,7 @@ from core.secrets import Secrets
 from core.services import Services
 from core.tokens import Tokens
 from core.vault import Vault
+from core.waiting import Waits
 from core.workers import Workers
 from core.workflows import Workflows
 
@@ -41,6 +42,7 @@ class Core:
         self.client_groups = ClientGroups(db)
         self.job_types = JobTypes(db, config, self.jobs, Secrets(config.server.secret_key_path()))
         self.runs = Runs(db, config, plugins)
+        self.waits = Waits(db, plugins)
         self.picks = Picks(db, config)
         self.logs = Logs(db)
         self.dashboard = Dashboard(db, self.logs)

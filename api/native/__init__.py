@@ -6,13 +6,20 @@ from api.body import CorralRequest
 from api.native.dashboard import DashboardReads
 from api.native.jobs import JobsController
 from api.native.services import ServicesController
+from api.native.waiting import WaitingReads
 from api.native.workers import WorkerProtocol
 
 
 def native_router() -> Router:
     return Router(
         path="/api/v2",
-        route_handlers=[JobsController, ServicesController, WorkerProtocol, DashboardReads],
+        route_handlers=[
+            JobsController,
+            ServicesController,
+            WorkerProtocol,
+            DashboardReads,
+            WaitingReads,
+        ],
         request_class=CorralRequest,
         tags=["native"],
     )

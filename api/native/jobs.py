@@ -62,12 +62,27 @@ class JobsController(Controller):
             str | None,
             QueryParameter(max_length=1000, description="only titles holding this, any case"),
         ] = None,
+        affinity: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=1000,
+                description='only jobs whose own affinities include these: "LINUX,GPU"',
+            ),
+        ] = None,
         sort: Annotated[
             JobSort, QueryParameter(description="the order: a column, `-` first for descending")
         ] = "id",
     ) -> JobListing:
+        names = [name.strip() for name in (affinity or "").split(",") if name.strip()]
         page = await core.jobs.page(
-            parent, after, limit, states=states or (), user=user, title=title, sort=sort
+            parent,
+            after,
+            limit,
+            states=states or (),
+            user=user,
+            title=title,
+            affinities=names,
+            sort=sort,
         )
         running = [j.id for j in page.jobs if j.state == "WORKING" and j.command]
         return JobListing(

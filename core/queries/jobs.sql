@@ -12,12 +12,15 @@ SELECT * FROM job_list WHERE parent = $1 ORDER BY id;
 -- name: select_page
 -- a keyset page of the children of $1 (0: the roots): ids after $2, at most $6 of them;
 -- $3 states (none: any), $4 the user (NULL: any), $5 an ILIKE pattern for the title
--- (NULL: any). The filters do not change the plan: it walks jobs_parent_order from $2.
+-- (NULL: any), $7 affinity slots the job's own affinities must all hold (none: any; the
+-- view's `affinity` is their numbers as text). The filters do not change the plan: it
+-- walks jobs_parent_order from $2.
 SELECT * FROM job_list
  WHERE parent = $1 AND id > $2
    AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
    AND ($4::text IS NULL OR "user" = $4)
    AND ($5::text IS NULL OR title ILIKE $5)
+   AND (cardinality($7::int[]) = 0 OR string_to_array(affinity, ',')::int[] @> $7::int[])
  ORDER BY id
  LIMIT $6;
 
@@ -28,6 +31,7 @@ SELECT * FROM job_list
    AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
    AND ($4::text IS NULL OR "user" = $4)
    AND ($5::text IS NULL OR title ILIKE $5)
+   AND (cardinality($7::int[]) = 0 OR string_to_array(affinity, ',')::int[] @> $7::int[])
  ORDER BY id DESC
  LIMIT $6;
 
@@ -42,10 +46,14 @@ SELECT * FROM job_list
    AND (cardinality($3::text[]) = 0 OR state = ANY ($3::text[]))
    AND ($4::text IS NULL OR "user" = $4)
    AND ($5::text IS NULL OR title ILIKE $5)
+   AND (cardinality($7::int[]) = 0 OR string_to_array(affinity, ',')::int[] @> $7::int[])
    AND (NOT EXISTS (SELECT 1 FROM jobs a WHERE a.id = $2)
         OR (SORT_KEY, id) SORT_CMP (SELECT a.SORT_KEY, a.id FROM job_list a WHERE a.id = $2))
  ORDER BY SORT_KEY SORT_DIR, id SORT_DIR
  LIMIT $6;
+-- name: select_affinity_slots
+-- the slots of the named affinities, for select_page's affinity filter
+SELECT id FROM affinities WHERE name = ANY ($1::text[]);
 
 -- name: select_dependencies
 SELECT l.* FROM dependencies d JOIN job_list l ON l.id = d.depends_on

@@ -1,0 +1,166 @@
+"""The `corral` command against a real server and a real worker: output, exit codes, a
+pipe closed early, Ctrl-C, a server with no answer, and a start that imports no server."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.farm import until
+from tests.processes import CORRAL, Processes, free_port
+
+
+def corral(server: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    # before a command's `--`; after the action of `workers` (whose own --server it reads)
+    at = 2 if args[0] == "workers" and len(args) > 1 and not args[1].startswith("-") else 1
+    return subprocess.run(
+        [*CORRAL, *args[:at], "--server", server, *args[at:]],
+        capture_output=True, text=True, timeout=120, check=False, input=stdin,
+    )  # fmt: skip
+
+
+def test_help_imports_no_server() -> None:
+    probe = (
+        "import sys\nfrom api import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in "
+        "('litestar', 'asyncpg', 'uvicorn', 'core', 'httpx', 'rich')]\n"
+        "print(loaded, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stderr.strip() == "[]"
+    version = subprocess.run([*CORRAL, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("corral ")
+
+
+def test_no_answer_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*CORRAL, "jobs", "--server", url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"corral: no answer from {url}: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_commands(processes: Processes) -> None:
+    server = processes.serve(["--data-dir", str(processes.logs / "data")])
+    server.wait_ready()
+    processes.worker(server.url, "node-1", affinity="LINUX")
+    url = server.url
+
+    ok = corral(url, "submit", "--wait", "--env", "X=1", "--tag", "t1", "--", "echo", "hello")
+    assert ok.returncode == 0, ok.stderr
+    job = int(ok.stdout.splitlines()[0])
+    assert "FINISHED" in ok.stdout.splitlines()[-1]
+    bad = corral(url, "submit", "--wait", "--title", "failing", "--", "exit 3")
+    assert bad.returncode == 1
+    assert "exit code 3" in bad.stdout.splitlines()[-1]
+    failed = int(bad.stdout.splitlines()[0])
+    held = corral(url, "submit", "--affinity", "GPU", "--after", str(job), "--", "echo", "gpu")
+    gpu = int(held.stdout)
+
+    listed = corral(url, "jobs")
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "TITLE", "STATE"]
+    assert [row.split()[0] for row in rows] == [str(job), str(failed), str(gpu)]
+    assert rows[0].split()[1:3] == ["echo", "hello"]
+    as_json = json.loads(corral(url, "jobs", "--json", "--state", "ERROR").stdout)
+    assert [j["id"] for j in as_json] == [failed]
+    columns = corral(url, "jobs", "--output", "id,state,affinity", "--affinity", "GPU")
+    assert columns.stdout == f"{gpu}\tWAITING\tGPU\n"
+    assert corral(url, "jobs", "--output", "nope").returncode == 2
+    paged = corral(url, "jobs", "--limit", "1")
+    assert f"add --after {job}" in paged.stderr
+
+    assert corral(url, "log", str(job)).stdout == "hello\n"
+    assert corral(url, "log", str(job), "--tail", "1", "--follow").stdout == "hello\n"
+    events = corral(url, "events", str(failed)).stdout.splitlines()
+    assert events[0].split() == ["RUN", "WORKER", "STATE", "START", "DURATION", "EXIT", "REASON"]
+    assert events[1].split()[1:3] == ["node-1", "ERROR"]
+    assert events[1].split()[-1] == "3"
+    shown = corral(url, "show", str(gpu)).stdout
+    assert f"waits for         {job} echo hello (FINISHED)" in shown
+    assert json.loads(corral(url, "show", str(job), "--json").stdout)["dependants"] == [gpu]
+
+    # a filter asks first; nobody can answer on a pipe
+    refused = corral(url, "pause", "--state", "WAITING")
+    assert refused.returncode == 1
+    assert "add --yes" in refused.stderr
+    assert corral(url, "pause", "--state", "WAITING", "--yes").stdout == f"paused 1 job: {gpu}\n"
+    assert corral(url, "start", str(gpu)).returncode == 0
+    assert corral(url, "priority", "7", str(gpu)).returncode == 0
+    assert json.loads(corral(url, "show", str(gpu), "--json").stdout)["job"]["priority"] == 7
+    unknown = corral(url, "reset", "999")
+    assert unknown.returncode == 1
+    assert unknown.stderr == "corral: the server answered 404: no such job: 999\n"
+    assert corral(url, "delete", str(gpu)).returncode == 1
+    assert corral(url, "delete", str(gpu), "--yes").returncode == 0
+    assert corral(url, "pause").returncode == 2
+
+    edit = corral(url, "workers", "edit", "node-1", "--affinity", "LINUX;GPU")
+    assert edit.returncode == 0, edit.stderr
+    assert corral(url, "workers", "stop", "node-1").stdout == "stopped node-1\n"
+    workers = json.loads(corral(url, "workers", "--json").stdout)
+    assert [(w["affinity"], w["active"]) for w in workers] == [("LINUX\nGPU", 0)]
+    assert corral(url, "workers", "start", "node-1").returncode == 0
+    assert corral(url, "workers", "stop", "nobody").returncode == 1
+
+
+def test_closed_pipe_and_ctrl_c(processes: Processes) -> None:
+    server = processes.serve(["--data-dir", str(processes.logs / "data")])
+    server.wait_ready()
+    ids = [
+        subprocess.run(
+            [*CORRAL, "submit", "--server", server.url, "--affinity", "NONE", "--", "echo", str(i)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()
+        for i in range(3)
+    ]  # fmt: skip
+    # a reader that goes away after one line
+    listing = subprocess.Popen(
+        [*CORRAL, "jobs", "--watch", "0.1", "--server", server.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert listing.stdout is not None
+    assert listing.stderr is not None
+    listing.stdout.readline()
+    listing.stdout.close()
+    listing.wait(timeout=60)
+    assert b"Traceback" not in listing.stderr.read()
+
+    waiting = subprocess.Popen(
+        [*CORRAL, "submit", "--wait", "--server", server.url, "--after", ids[0], "--", "true"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert waiting.stdout is not None
+    assert waiting.stdout.readline().strip().isdigit()
+    # why it waits, from GET /api/v2/jobs/{id}/wait
+    assert "waiting for job" in waiting.stdout.readline()
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130
+    assert "Traceback" not in err
+    assert "keeps running" in err
+
+
+def test_serve_stops_quietly_with_its_local_worker(processes: Processes) -> None:
+    server = processes.serve(
+        ["--data-dir", str(processes.logs / "data"), "--local-worker",
+         "--local-worker-affinity", "LINUX"]
+    )  # fmt: skip
+    server.wait_ready()
+    until(lambda: "registered" in server.output())
+    workers = httpx.get(f"{server.url}/api/workers").json()
+    assert [w["affinity"] for w in workers] == ["LINUX"]
+    # the local worker's pick is open, waiting for work
+    time.sleep(1)
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=60) == 0
+    assert "Traceback" not in server.output()
+    assert "CancelledError" not in server.output()
