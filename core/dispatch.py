@@ -30,7 +30,7 @@ from core.notify import Notifier
 from core.plugins import Plugins
 from core.runs import ASSIGNMENT_COLUMNS, Assignment, Started, start_runs
 from core.sql import Queries
-from core.views import job_view
+from core.views import WorkerRow, farm_view, job_view, worker_view
 
 Q = Queries("dispatch.sql")
 log = logging.getLogger("corral.dispatch")
@@ -53,20 +53,10 @@ class _Candidate(msgspec.Struct):
     has_dependencies: bool
 
 
-class _Demand(msgspec.Struct):
+class _Demand(WorkerRow, kw_only=True):
     """A worker waiting for work, as a pass reads it."""
 
-    name: str
     wanted: int
-    slots: int
-    running: int
-    # one text per rule: the affinity ids joined by commas
-    rules: list[str]
-    # what it offers, and what its running jobs take of it
-    resources: dict[str, float]
-    in_use: dict[str, float]
-    pool: str
-    apps: list[str]
 
 
 class _SetQueue:
@@ -137,7 +127,7 @@ class Planner:
         if not start["locked"] or not demand or not sets:
             return []
         names = dict(msgspec.json.decode(start["names"], type=list[tuple[int, str]]))
-        workers = [_worker_view(d, names) for d in demand]
+        workers = [worker_view(d, names) for d in demand]
         wanted = {d.name: d.wanted for d in demand}
 
         # which worker may take which affinity set, at which rank: one hook call per pair
@@ -160,7 +150,7 @@ class Planner:
         dependencies: dict[int, list[DependencyView]] = defaultdict(list)
         for queue in queues.values():
             await self._more(conn, queue, page, names, dependencies)
-        farm = _farm(start["farm"])
+        farm = farm_view(start["farm"])
 
         taken: set[int] = set()
         jobs: list[int] = []
@@ -451,43 +441,6 @@ def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:
     infinity ends each path so that, as in PostgreSQL, a path before its own extensions
     sorts after them."""
     return (*(-p for p in candidate.job.prio_path), math.inf), candidate.job.id
-
-
-def _worker_view(demand: _Demand, names: dict[int, str]) -> WorkerView:
-    rules = tuple(
-        frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in demand.rules
-    )
-    return WorkerView(
-        name=demand.name,
-        rules=rules,
-        slots=demand.slots,
-        running=demand.running,
-        resources=demand.resources,
-        in_use=demand.in_use,
-        pool=demand.pool,
-        apps=frozenset(demand.apps),
-    )
-
-
-class _Farm(msgspec.Struct):
-    running_by_tag: dict[str, int]
-    running_by_user: dict[str, int]
-    tag_limits: dict[str, int]
-    held_tags: list[str]
-
-
-def _farm(figures: str | None) -> FarmView:
-    """The farm view from the figures pass_start read (none when no policy admits)."""
-    if figures is None:
-        return FarmView(running_by_tag={}, running_by_user={}, running=0)
-    farm = msgspec.json.decode(figures, type=_Farm)
-    return FarmView(
-        running_by_tag=farm.running_by_tag,
-        running_by_user=farm.running_by_user,
-        running=sum(farm.running_by_user.values()),
-        tag_limits=farm.tag_limits,
-        held_tags=frozenset(farm.held_tags),
-    )
 
 
 def _with_run(farm: FarmView, job: JobView, worker: str) -> FarmView:

@@ -14,12 +14,12 @@ import msgspec
 
 from core.db import Conn, Database
 from core.errors import NotFound
-from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
+from core.hookspecs import DependencyView, JobView, WorkerView
 from core.job_types import TYPE_TAG
 from core.models import JobState
 from core.plugins import Plugins
 from core.sql import Queries
-from core.views import job_view
+from core.views import WorkerRow, farm_view, job_view, worker_view
 
 Q = Queries("waiting.sql")
 
@@ -40,26 +40,10 @@ class Waiting(msgspec.Struct, kw_only=True):
     reason: str
 
 
-class _Worker(msgspec.Struct):
+class _Worker(WorkerRow, kw_only=True):
     """A worker that is up, as the `workers` query reads it."""
 
-    name: str
     active: bool
-    slots: int
-    running: int
-    # one text per rule: the affinity ids joined by commas
-    rules: list[str]
-    resources: dict[str, float]
-    in_use: dict[str, float]
-    pool: str
-    apps: list[str]
-
-
-class _Farm(msgspec.Struct):
-    running_by_tag: dict[str, int]
-    running_by_user: dict[str, int]
-    tag_limits: dict[str, int]
-    held_tags: list[str]
 
 
 class Waits:
@@ -111,7 +95,7 @@ class Waits:
                 reason = f"no worker is active: the {stopped} stopped"
             return Waiting(state="WAITING", position=None, reason=reason)
         hook = self._plugins.hook
-        views = [_worker_view(w, names) for w in active]
+        views = [worker_view(w, names) for w in active]
         ranks = {w.name: self._rank(job.affinities, w) for w in views}
         able = [w for w in views if ranks[w.name] is not None]
         if not able:
@@ -125,7 +109,7 @@ class Waits:
                 return Waiting(
                     state="WAITING", position=None, reason="its dependencies hold it back"
                 )
-        farm = _farm(figures["farm"])
+        farm = farm_view(figures["farm"])
         admitting: list[WorkerView] = []
         refusals: list[str] = []
         for worker in able:
@@ -245,30 +229,3 @@ def _queued(workers: Sequence[WorkerView], position: int) -> str:
     if position == 0:
         return "next to start: a worker has a free slot"
     return ahead
-
-
-def _worker_view(worker: _Worker, names: dict[int, str]) -> WorkerView:
-    rules = tuple(
-        frozenset(names.get(int(i), i) for i in text.split(",") if i) for text in worker.rules
-    )
-    return WorkerView(
-        name=worker.name,
-        rules=rules,
-        slots=worker.slots,
-        running=worker.running,
-        resources=worker.resources,
-        in_use=worker.in_use,
-        pool=worker.pool,
-        apps=frozenset(worker.apps),
-    )
-
-
-def _farm(figures: str) -> FarmView:
-    farm = msgspec.json.decode(figures, type=_Farm)
-    return FarmView(
-        running_by_tag=farm.running_by_tag,
-        running_by_user=farm.running_by_user,
-        running=sum(farm.running_by_user.values()),
-        tag_limits=farm.tag_limits,
-        held_tags=frozenset(farm.held_tags),
-    )

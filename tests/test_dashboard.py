@@ -6,6 +6,7 @@ any script error or API call it makes that is refused fails the test."""
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -64,14 +65,14 @@ class Farm:
         )
 
 
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    tmp = tmp_path_factory.mktemp("dashboard")
+@contextmanager
+def farm_with(tmp: Path, config_text: str) -> Iterator[Farm]:
+    """A server configured with `config_text` and one real worker (WORKER, LINUX, two
+    slots), registered before the farm is handed over."""
     started = Processes(tmp)
     try:
-        # a silent worker is lost within seconds, for the workers view to show one
         config = tmp / "corral.toml"
-        config.write_text("[dispatch]\nworker_timeout = 4\ndead_worker_interval = 1\n")
+        config.write_text(config_text)
         server = started.serve(["--data-dir", str(tmp / "data"), "--config", str(config)])
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as api:
@@ -84,6 +85,14 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             assert worker.stop() == 0, worker.output()
     finally:
         started.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    # a silent worker is lost within seconds, for the workers view to show one
+    config = "[dispatch]\nworker_timeout = 4\ndead_worker_interval = 1\n"
+    with farm_with(tmp_path_factory.mktemp("dashboard"), config) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -8,36 +8,20 @@ second."""
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Request, expect
 
 from tests.farm import ok, until
-from tests.processes import Processes
-from tests.test_dashboard import PARKED, WORKER, Farm, Web, browser, web
+from tests.test_dashboard import PARKED, WORKER, Farm, Web, browser, farm_with, web
 
 __all__ = ["browser", "web"]
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    tmp = tmp_path_factory.mktemp("dashboard-more")
-    started = Processes(tmp)
-    try:
-        config = tmp / "corral.toml"
-        config.write_text("[dashboard]\nsample_interval = 1\n")
-        server = started.serve(["--data-dir", str(tmp / "data"), "--config", str(config)])
-        server.wait_ready()
-        with httpx.Client(base_url=server.url, timeout=30) as api:
-            worker = started.worker(server.url, WORKER, affinity="LINUX", slots=2)
-            until(
-                lambda: any(w["name"] == WORKER for w in api.get("/api/workers").json()),
-                what="the worker to register",
-            )
-            yield Farm(server, api)
-            assert worker.stop() == 0, worker.output()
-    finally:
-        started.close()
+    config = "[dashboard]\nsample_interval = 1\n"
+    with farm_with(tmp_path_factory.mktemp("dashboard-more"), config) as made:
+        yield made
 
 
 def ids_shown(web: Web) -> list[int]:
