@@ -2,8 +2,8 @@
 
 What a command needs is imported in its own branch: the server's commands (serve, token,
 plugins) in api/server_commands.py bring Litestar, asyncpg and the core; the client
-commands only worker/* with httpx and msgspec. So `corral --help` and `corral jobs` do not
-pay for the server (docs/architecture.md, Start-up)."""
+commands only worker/* with msgspec and the standard library's HTTP client. So
+`corral --help` and `corral jobs` do not pay for the server (docs/architecture.md, Start-up)."""
 
 import argparse
 import importlib
@@ -130,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default=socket.gethostname(), help="the worker's name")
     worker.add_argument(
         "--affinity",
-        default="",
-        help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"',
+        default=None,
+        help='ordered rules, ";" between rules, "," within one: "LINUX,GPU;LINUX"; left out, '
+        "the worker keeps the rules it has on the server (none for a new worker)",
     )
     worker.add_argument("--slots", type=_positive, default=1, help="jobs run at once")
     worker.add_argument(

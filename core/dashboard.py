@@ -145,11 +145,21 @@ class Dashboard:
             stop = total if end is None else min(end, total)
             first = max(stop - limit, 0)
         read = await self._logs.read_merged(job_id, first, stop - first)
+        log_size = max(read.size, total)
+        # a window cut inside a character would show it as two replacement characters, one
+        # at each side of the cut: the window shrinks to whole characters instead, and the
+        # reader's next window (from this `end`, or up to this `start`) takes the rest. A
+        # character the log will never complete (it has ended) is shown as it is.
+        head, tail = _whole_characters(
+            read.data,
+            cut_head=read.start > 0,
+            cut_tail=running or read.start + len(read.data) < log_size,
+        )
         return LogWindow(
-            start=read.start,
-            end=read.start + len(read.data),
-            size=max(read.size, total),
-            text=read.data.decode("utf-8", errors="replace"),
+            start=read.start + head,
+            end=read.start + tail,
+            size=log_size,
+            text=read.data[head:tail].decode("utf-8", errors="replace"),
             running=running,
             last_output=last_output,
         )
@@ -221,3 +231,33 @@ class Dashboard:
 async def _require(conn: Conn, job_id: int) -> None:
     if await conn.fetchval(Q["job_exists"], job_id) is None:
         raise NotFound(f"no such job: {job_id}")
+
+
+def _whole_characters(data: bytes, *, cut_head: bool, cut_tail: bool) -> tuple[int, int]:
+    """Where the whole UTF-8 characters of `data` begin and end: past the continuation
+    bytes it starts with (when `cut_head`), and before a last character whose bytes are
+    not all there (when `cut_tail`). Bytes that are not UTF-8 at all are left as they are:
+    at most 3 are looked at on either side."""
+    head = 0
+    if cut_head:
+        while head < min(3, len(data)) and 0x80 <= data[head] < 0xC0:
+            head += 1
+    tail = len(data)
+    if cut_tail:
+        lead = tail - 1
+        while lead >= max(head, tail - 3) and 0x80 <= data[lead] < 0xC0:
+            lead -= 1
+        if lead >= head:
+            byte = data[lead]
+            length = (
+                2
+                if 0xC0 <= byte < 0xE0
+                else 3
+                if 0xE0 <= byte < 0xF0
+                else 4
+                if 0xF0 <= byte < 0xF8
+                else 1
+            )
+            if tail - lead < length:
+                tail = lead
+    return head, tail

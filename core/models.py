@@ -68,6 +68,11 @@ class Job(msgspec.Struct, gc=False):
     url: str
     progress: float
     progress_pattern: str
+    # the last run's exit code (None while it runs, before any run, and when it ended
+    # without exiting: paused, reset, lost, timed out) and why it ended other than by
+    # its own exit
+    exit_code: int | None
+    reason: str
     # only on a single job: the ids it depends on
     dependencies: list[int] | UnsetType = UNSET
 
@@ -89,6 +94,8 @@ class _JobEchoes(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     total_errors: Echoed = None
     total_working: Echoed = None
     progress: Echoed = None
+    exit_code: Echoed = None
+    reason: Echoed = None
 
 
 class JobFields(_JobEchoes, forbid_unknown_fields=True, kw_only=True):
@@ -215,3 +222,7 @@ class Event(msgspec.Struct, kw_only=True):
     state: EventState
     start: int
     duration: int
+    # None while it runs and when it ended without exiting (paused, reset, lost, timed out)
+    exit_code: int | None
+    # why it ended other than by its own exit: "paused", "worker restarted", ...
+    reason: str

@@ -85,10 +85,12 @@ class Worker(Process):
         server: str,
         name: str,
         log: Path,
-        affinity: str = "",
+        affinity: str | None = "",
         slots: int = 1,
         more: Sequence[str] = (),
     ) -> None:
+        # None: no --affinity, the worker keeps the rules the server has for it
+        rules = [] if affinity is None else ["--affinity", affinity]
         super().__init__(
             [
                 "worker",
@@ -96,8 +98,7 @@ class Worker(Process):
                 server,
                 "--name",
                 name,
-                "--affinity",
-                affinity,
+                *rules,
                 "--slots",
                 str(slots),
                 *more,
@@ -124,7 +125,7 @@ class Processes:
         self,
         server: str,
         name: str,
-        affinity: str = "",
+        affinity: str | None = "",
         slots: int = 1,
         more: Sequence[str] = (),
     ) -> Worker:

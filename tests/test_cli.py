@@ -34,6 +34,20 @@ def test_help_imports_no_server() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stderr.strip() == "[]"
+    # a client command: neither the server nor an HTTP library beyond the standard one
+    probe = (
+        "import sys\nfrom api import cli\n"
+        f"try:\n    cli.main(['jobs', '--server', 'http://127.0.0.1:{free_port()}'])\n"
+        "except SystemExit:\n    pass\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in "
+        "('litestar', 'asyncpg', 'uvicorn', 'core', 'httpx', 'httpcore', 'rich')]\n"
+        "print(loaded, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stderr.strip().endswith("[]"), done.stderr
+    assert "no answer from" in done.stderr
     version = subprocess.run([*CORRAL, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("corral ")
 
@@ -70,6 +84,11 @@ def test_commands(processes: Processes) -> None:
     assert header.split()[:3] == ["ID", "TITLE", "STATE"]
     assert [row.split()[0] for row in rows] == [str(job), str(failed), str(gpu)]
     assert rows[0].split()[1:3] == ["echo", "hello"]
+    assert header.split()[-2:] == ["LAST", "RUN"]
+    assert rows[1].split()[-2:] == ["exit", "3"]
+    assert corral(url, "jobs", "--output", "id,exit_code", "--state", "ERROR").stdout == (
+        f"{failed}\t3\n"
+    )
     as_json = json.loads(corral(url, "jobs", "--json", "--state", "ERROR").stdout)
     assert [j["id"] for j in as_json] == [failed]
     columns = corral(url, "jobs", "--output", "id,state,affinity", "--affinity", "GPU")
@@ -79,6 +98,10 @@ def test_commands(processes: Processes) -> None:
     assert f"add --after {job}" in paged.stderr
 
     assert corral(url, "log", str(job)).stdout == "hello\n"
+    # several words are each one argument: the space inside one survives the shell
+    words = corral(url, "submit", "--wait", "--", "printf", "%s|", "a b", "c")
+    assert words.returncode == 0, words.stderr
+    assert corral(url, "log", words.stdout.splitlines()[0]).stdout == "a b|c|"
     assert corral(url, "log", str(job), "--tail", "1", "--follow").stdout == "hello\n"
     events = corral(url, "events", str(failed)).stdout.splitlines()
     assert events[0].split() == ["RUN", "WORKER", "STATE", "START", "DURATION", "EXIT", "REASON"]
@@ -86,6 +109,7 @@ def test_commands(processes: Processes) -> None:
     assert events[1].split()[-1] == "3"
     shown = corral(url, "show", str(gpu)).stdout
     assert f"waits for         {job} echo hello (FINISHED)" in shown
+    assert "last run          exit 3\n" in corral(url, "show", str(failed)).stdout
     assert json.loads(corral(url, "show", str(job), "--json").stdout)["dependants"] == [gpu]
 
     # a filter asks first; nobody can answer on a pipe
@@ -164,3 +188,27 @@ def test_serve_stops_quietly_with_its_local_worker(processes: Processes) -> None
     assert server.process.wait(timeout=60) == 0
     assert "Traceback" not in server.output()
     assert "CancelledError" not in server.output()
+
+
+def test_worker_keeps_edited_rules_across_restart(processes: Processes) -> None:
+    server = processes.serve(["--data-dir", str(processes.logs / "data")])
+    server.wait_ready()
+    first = processes.worker(server.url, "node-r", affinity="LINUX")
+
+    def rules() -> list[str]:
+        return [w["affinity"] for w in httpx.get(f"{server.url}/api/workers").json()]
+
+    until(lambda: rules() == ["LINUX"])
+    assert corral(server.url, "workers", "edit", "node-r", "--affinity", "GPU").returncode == 0
+    assert first.stop() == 0
+
+    # started again without --affinity: the rules an admin gave it stay
+    again = processes.worker(server.url, "node-r", affinity=None)
+    until(lambda: "registered as node-r" in again.output())
+    assert rules() == ["GPU"]
+    assert again.stop() == 0
+
+    # given, they replace what it had
+    third = processes.worker(server.url, "node-r", affinity="LINUX;GPU")
+    until(lambda: "registered as node-r" in third.output())
+    assert rules() == ["LINUX\nGPU"]

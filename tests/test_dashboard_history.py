@@ -1,5 +1,6 @@
 """What the page shows over time: when a job last wrote output (each log chunk keeps its
-arrival time), and the farm sampled by the minute for the farm view's history."""
+arrival time), log windows that never cut a character in two, and the farm sampled by the
+minute for the farm view's history."""
 
 import asyncio
 import math
@@ -14,7 +15,7 @@ from core.dashboard import Dashboard
 from core.db import Database
 from core.logs import Logs
 from tests.conftest import Sql
-from tests.farm import append_log, start, submit, until
+from tests.farm import append_log, finish, start, submit, until
 
 
 @pytest.fixture
@@ -44,6 +45,32 @@ def test_a_jobs_last_output_is_its_newest_chunks_time(api: httpx.Client, sql: Sq
     assert page["last_output"] == {str(talking): second}
     # each append is its own chunk, with its own time
     assert sql.fetchval("SELECT count(*) FROM job_logs WHERE job_id = $1", talking) == 2
+
+
+def test_a_log_window_holds_whole_characters(api: httpx.Client, sql: Sql) -> None:
+    job = submit(api, title="t", command="x")
+    event = start(sql, job)
+
+    def window(**params: int) -> tuple[int, int, str]:
+        w = api.get(f"/api/v2/jobs/{job}/log", params=params).json()
+        return w["start"], w["end"], w["text"]
+
+    # "é" is c3 a9: its second byte has not arrived yet, so the window stops before it
+    append_log(sql, job, b"ab\xc3")
+    assert window(start=0) == (0, 2, "ab")
+    append_log(sql, job, b"\xa9cd\xe2\x82\xac!")
+    assert window(start=2) == (2, 10, "\u00e9cd\u20ac!")
+    # a window ending at the log's end that would begin inside "€" begins after it
+    assert window(limit=2) == (9, 10, "!")
+    # and the one before it ends there: together they are the log, nothing replaced
+    assert window(end=9, limit=4) == (5, 9, "d\u20ac")
+    # a start inside a character (a reader's own) moves past it
+    assert window(start=7, limit=4) == (9, 10, "!")
+    # a character the log never completes (the run has ended) is shown as it is
+    append_log(sql, job, b"\xe2\x82")
+    assert window(start=10) == (10, 10, "")
+    finish(sql, event, 0)
+    assert window(start=10) == (10, 12, "\ufffd")
 
 
 def test_the_farm_is_sampled_once_a_minute_and_old_samples_go(

@@ -123,7 +123,7 @@ class Agent:
         self,
         server: str,
         name: str,
-        affinity: str,
+        affinity: str | None,
         slots: int,
         token: str = "",
         resources: dict[str, float] | None = None,
@@ -215,7 +215,7 @@ class Agent:
             "/api/v2/workers/register",
             p.Register(
                 name=self.name,
-                affinity=self.affinity,
+                affinity=msgspec.UNSET if self.affinity is None else self.affinity,
                 slots=self.slots,
                 resources=self.resources,
                 pool=msgspec.UNSET if self.pool is None else self.pool,
@@ -473,7 +473,7 @@ def _environment(text: str) -> dict[str, str]:
 def run_agent(
     server: str,
     name: str,
-    affinity: str,
+    affinity: str | None,
     slots: int,
     token: str = "",
     resources: dict[str, float] | None = None,

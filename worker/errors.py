@@ -1,5 +1,5 @@
 """What the terminal commands raise for a user to act on. Kept apart from the HTTP client
-so that `corral`'s dispatch can catch it without importing httpx."""
+so that `corral`'s dispatch can catch it without importing the client."""
 
 
 class CommandError(Exception):

@@ -15,7 +15,7 @@ from worker.client import Client, Params
 from worker.errors import CommandError
 from worker.wire import Ancestor, Job, JobPage, JobRow, LogWindow, Run
 
-_HEADER = ["ID", "TITLE", "STATE", "PROGRESS", "DONE", "ERRORS", "USER", "WORKER"]
+_HEADER = ["ID", "TITLE", "STATE", "PROGRESS", "DONE", "ERRORS", "USER", "WORKER", "LAST RUN"]
 _FIELDS = list(JobRow.__struct_fields__)
 # a page of filtered ids read for an action: the server's largest
 _ACTION_PAGE = 10_000
@@ -123,7 +123,16 @@ def _row(job: JobRow, depth: int) -> list[str]:
         str(job.total_errors) if group else "",
         job.user,
         job.worker,
+        _last_run(job),
     ]
+
+
+def _last_run(job: JobRow) -> str:
+    """How the last run ended, when that says something: a failing exit, or why it was
+    stopped (an exit with 0 is what FINISHED already says)."""
+    if job.exit_code:
+        return f"exit {job.exit_code}"
+    return job.reason
 
 
 # -- the actions --------------------------------------------------------------------------
@@ -238,6 +247,7 @@ def show(args: argparse.Namespace) -> int:
     fields: list[tuple[str, str]] = [
         ("job", f"{job.id} {job.title}"),
         ("state", f"{output.state(job.state, out)} {job.progress:.0%}"),
+        ("last run", _last_run(job) or ("exit 0" if job.exit_code == 0 else "-")),
         ("path", " > ".join(f"{a.title} ({a.id})" for a in shown.path)),
     ]
     if job.command:
@@ -319,9 +329,11 @@ def log(args: argparse.Namespace) -> int:
             while True:
                 window = client.get(path, LogWindow, {"start": position, "limit": _LOG_WINDOW})
                 out.write(window.text)
-                position = window.end
-                if window.end >= window.size:
+                # no further: the end, or a character whose last bytes have not come yet
+                if window.end >= window.size or window.end == position:
+                    position = window.end
                     break
+                position = window.end
         out.flush()
         if not args.follow:
             return 0
@@ -330,8 +342,8 @@ def log(args: argparse.Namespace) -> int:
             window = client.get(path, LogWindow, {"start": position, "limit": _LOG_WINDOW})
             out.write(window.text)
             out.flush()
-            position = window.end
-            if window.end < window.size:
+            moved, position = window.end > position, window.end
+            if window.end < window.size and moved:
                 continue
             if not window.running:
                 job = client.get(f"/api/jobs/{args.id}", JobRow)

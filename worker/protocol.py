@@ -16,7 +16,8 @@ Stream = Literal["stdout", "stderr"]
 class Register(msgspec.Struct, kw_only=True):
     protocol: int = PROTOCOL
     name: str
-    affinity: str
+    # left out unless given, so the worker keeps the rules it has
+    affinity: str | msgspec.UnsetType = msgspec.UNSET
     slots: int
     resources: dict[str, float] = msgspec.field(default_factory=dict)
     # left out unless given, so the worker keeps what it had (and a server from before

@@ -4,6 +4,7 @@ end. Like every terminal command it talks to the server over HTTP only."""
 import argparse
 import getpass
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from worker.wire import Job, Run, Waiting
 # a default title takes the command's words up to this length
 _TITLE_WORDS = 40
 _ENDED = ("FINISHED", "ERROR")
+# seconds between two readings of why a waiting job waits
+_WHY_EVERY = 5.0
 
 
 class JobNode(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,7 +56,7 @@ def submit(args: argparse.Namespace) -> int:
             raise CommandError("give a command or --file, not both", status=2)
         root = load_tree(args.file)
     elif cmd:
-        command = " ".join(cmd)
+        command = command_line(cmd)
         root = JobNode(
             title=args.title or short_title(command),
             command=command,
@@ -78,6 +81,13 @@ def submit(args: argparse.Namespace) -> int:
         if args.wait:
             return wait(client, job_id)
     return 0
+
+
+def command_line(words: list[str]) -> str:
+    """The job's command from what follows `--`: one word is a command line as written
+    (`'exit 3'`, `'render -f 1 && comp'`), several are each one argument, quoted so that
+    the worker's shell splits them back the same (`printf %s 'a b'`)."""
+    return words[0] if len(words) == 1 else shlex.join(words)
 
 
 def short_title(command: str) -> str:
@@ -195,6 +205,8 @@ class _Follower:
         self._client = client
         self._id = job_id
         self._asks_why = True
+        # the last answer of /wait, and when and for which state it was read
+        self._why_read: tuple[float, str, Waiting | None] | None = None
 
     def job(self) -> Job:
         return self._client.get(f"/api/jobs/{self._id}", Job)
@@ -208,18 +220,28 @@ class _Follower:
                 else ""
             )
             return f"{job.state} {job.progress:.0%}{where}{counts}"
-        why = self._why()
+        why = self._why(job.state)
         if why is None:
             return job.state
         position = f" ({why.position} ahead in the queue)" if why.position is not None else ""
         reason = f": {why.reason}" if why.reason else ""
         return f"{job.state}{reason}{position}"
 
-    def _why(self) -> Waiting | None:
+    def _why(self, state: str) -> Waiting | None:
+        """Why the job waits, read again when its state changes and otherwise every
+        _WHY_EVERY seconds: the answer weighs every worker that is up (tens of ms on a
+        farm of thousands), the job's state a single row."""
         if not self._asks_why:
             return None
+        now = time.monotonic()
+        if self._why_read is not None:
+            at, seen, why = self._why_read
+            if seen == state and now - at < _WHY_EVERY:
+                return why
         try:
-            return self._client.get(f"/api/v2/jobs/{self._id}/wait", Waiting)
+            why = self._client.get(f"/api/v2/jobs/{self._id}/wait", Waiting)
+            self._why_read = (now, state, why)
+            return why
         except Refused as exc:
             # an older server has no such route; a job deleted meanwhile is the next
             # read's error

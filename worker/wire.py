@@ -33,6 +33,10 @@ class JobRow(msgspec.Struct, kw_only=True):
     url: str = ""
     progress: float = 0.0
     progress_pattern: str = ""
+    # how the last run ended: its exit code (None while running, before any run, when it
+    # was stopped) and why it was stopped
+    exit_code: int | None = None
+    reason: str = ""
 
 
 class Job(JobRow, kw_only=True):

@@ -61,8 +61,9 @@ class Register(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     protocol: Protocol = PROTOCOL
     # it goes in URLs: no '/'
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern="^[^/]+$")]
-    # ordered affinity rules: one per line or separated by ';', each comma-separated
-    affinity: str = ""
+    # ordered affinity rules: one per line or separated by ';', each comma-separated; left
+    # out, the worker keeps the rules it has (those an admin edited survive its restart)
+    affinity: str | UnsetType = UNSET
     slots: Slots = 1
     # what the worker offers the jobs that declare needs (cpus, mem in MB, gpus, a
     # licence, ...): none offered, none of the resources checked
@@ -221,7 +222,7 @@ class WorkerProtocol(Controller):
             data.name,
             ip,
             slots=data.slots,
-            rules=data.affinity,
+            rules=None if data.affinity is UNSET else data.affinity,
             resources=data.resources,
             pool=data.pool,
             apps=data.apps,

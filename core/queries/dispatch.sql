@@ -140,7 +140,7 @@ WITH clock AS MATERIALIZED (
 ), finished AS (
     UPDATE jobs j
        SET state = 'FINISHED', duration = clock.now - j.start_time, run_done = j.run_done + 1,
-           progress = 1, held_until = 0, current_event = NULL
+           progress = 1, held_until = 0, current_event = NULL, exit_code = 0, reason = ''
       FROM ended, clock WHERE j.id = ended.job_id AND j.current_event = ended.id
     RETURNING ended.id AS event
 ), runs AS (

@@ -4,7 +4,8 @@
 -- newest first; $1 job, $2 worker, $3 only those started in the last $3 seconds
 SELECT id, worker, job_id, job_title, state, start::bigint AS start,
        (CASE WHEN state = 'WORKING' THEN corral_epoch() - start ELSE duration END)::bigint
-           AS duration
+           AS duration,
+       exit_code, reason
   FROM events
  WHERE ($1::bigint IS NULL OR job_id = $1)
    AND ($2::text IS NULL OR worker = $2)

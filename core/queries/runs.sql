@@ -30,7 +30,8 @@ WITH clock AS MATERIALIZED (
 ), started AS (
     UPDATE jobs j
        SET state = 'WORKING', worker = event.worker, start_time = clock.now,
-           ping_time = clock.now, duration = 0, progress = 0, current_event = event.id
+           ping_time = clock.now, duration = 0, progress = 0, current_event = event.id,
+           exit_code = NULL, reason = ''
       FROM event, clock WHERE j.id = event.job_id
 ), busy AS (
     UPDATE workers w
@@ -84,7 +85,7 @@ WITH clock AS MATERIALIZED (
            progress = CASE WHEN $3::text = 'FINISHED' THEN 1 ELSE j.progress END,
            held_until = CASE WHEN $4::double precision > 0
                              THEN clock.now + $4 ELSE 0 END,
-           current_event = NULL
+           current_event = NULL, exit_code = $2, reason = $6
       FROM run, clock WHERE j.id = run.job_id AND j.current_event = run.id
     RETURNING j.id, j.state
 ), counted AS (
@@ -111,7 +112,8 @@ WITH clock AS MATERIALIZED (
     UPDATE jobs j
        SET state = CASE WHEN corral_blocked(j.path, j.deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
            current_event = NULL,
-           duration = clock.now - j.start_time
+           duration = clock.now - j.start_time,
+           exit_code = NULL, reason = $4
       FROM jobs o, clock
      WHERE o.id = j.id AND j.state = 'WORKING' AND j.command <> ''
        AND (j.id = ANY ($1::bigint[]) OR j.path && $1::bigint[] OR j.worker = ANY ($2::text[]))
