@@ -1,6 +1,7 @@
 -- Why a job stands where it is: its last run's exit code and the reason that run ended,
 -- kept on the job by the statements that end runs (they write the job row anyway), so a
--- listing of 50,000 jobs reads no events. A run starting clears them (it has not ended).
+-- listing of 50,000 jobs reads no events. A run starting clears them (it has not ended),
+-- and so does a reset (the job starts over; its runs stay in events).
 -- A leaf's progress is sent rounded to 4 places: the column is a real, and 0.4 read as
 -- double precision is 0.4000000059604645. A group's is its exact fraction.
 

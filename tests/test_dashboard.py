@@ -222,12 +222,16 @@ def test_drilling_down_to_a_frame_and_back(web: Web, farm: Farm) -> None:
     web.row(group).locator("td.title a").first.click()
     assert web.query()["parent"] == [str(group)]
     expect(web.page.locator(".crumbs .here")).to_have_text("drill shot")
+    # the list says how the frame's last run ended, on its state
+    expect(web.row(frame).locator(".state")).to_have_attribute("title", "exit 3")
     web.row(frame).locator("td.title a").click()
     assert web.query() == {"view": ["job"], "id": [str(frame)]}
     runs = web.page.locator(".runs tbody tr")
     expect(runs).to_have_count(1)
     expect(runs.first).to_contain_text(WORKER)
     expect(runs.first.locator("td").nth(4)).to_have_text("3")
+    last_run = web.page.locator("dt", has_text="last run").locator("xpath=following-sibling::dd[1]")
+    expect(last_run).to_have_text("exit 3")
     web.page.locator(".crumbs a", has_text="drill shot").click()
     expect(web.row(frame)).to_be_visible()
     web.page.go_back()

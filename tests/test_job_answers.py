@@ -58,5 +58,13 @@ def test_jobs_and_events_say_how_the_last_run_ended(processes: Processes) -> Non
     done = submit(api, title="done", command="true")
     until(lambda: get(api, done)["state"] == "FINISHED")
     assert (get(api, done)["exit_code"], get(api, done)["reason"]) == (0, "")
+    # a reset starts the job over: no outcome of a run is left on it, its events keep it
+    # (parked on an affinity no worker has, so that it does not run again meanwhile)
+    ok(api.post("/api/jobs", json={str(fails): {"affinity": "NOWHERE"}}))
+    ok(api.post("/api/resetjobs", json=[fails]))
+    assert get(api, fails)["state"] == "WAITING"
+    reset = get(api, fails)
+    assert (reset["exit_code"], reset["reason"]) == (None, "")
+    assert [e["exit_code"] for e in api.get("/api/events", params={"job": fails}).json()][-1] == 7
     never = get(api, untouched)
     assert (never["state"], never["exit_code"], never["reason"]) == ("WAITING", None, "")

@@ -189,12 +189,13 @@ SELECT DISTINCT x.id
 DELETE FROM jobs WHERE id = ANY ($1) OR path && $1;
 
 -- name: reset_leaves
--- back to the start: waiting (or blocked), unpaused, no run; $2 limits it to leaves in
--- ERROR
+-- back to the start: waiting (or blocked), unpaused, no run (nor the outcome of one: the
+-- runs stay in events); $2 limits it to leaves in ERROR
 UPDATE jobs
    SET state = CASE WHEN corral_blocked(path, deps_unmet) THEN 'PENDING' ELSE 'WAITING' END,
        paused = false, start_time = 0, duration = 0, ping_time = 0, run_done = 0,
-       progress = 0, worker = '', current_event = NULL, log_size = 0, held_until = 0
+       progress = 0, worker = '', current_event = NULL, log_size = 0, held_until = 0,
+       exit_code = NULL, reason = ''
  WHERE (id = ANY ($1) OR path && $1) AND command <> ''
    AND (NOT $2 OR state = 'ERROR')
 RETURNING id;

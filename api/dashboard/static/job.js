@@ -9,6 +9,7 @@ import {
   html,
   isGroup,
   LastOutput,
+  lastRun,
   link,
   onLink,
   Progress,
@@ -160,6 +161,7 @@ export function JobView({ id, me, tick, setError }) {
         ${field("last output", html`<${LastOutput} at=${lastOutput} now=${now}
           running=${job.state === "WORKING"} />`)}
         ${field("runs / retries", `${job.run_done} / ${job.retry}`)}
+        ${job.command && field("last run", lastRun(job) || (job.exit_code === 0 ? "exit 0" : ""))}
         ${field("timeout", job.timeout ? duration(job.timeout) : "none")}
         ${field("environment", html`<code>${job.environment}</code>`)}
         ${field("depends on", deps.length ? deps.map((d) => html`<${JobLink} id=${d} /> `) : "nothing")}

@@ -8,6 +8,7 @@ import {
   html,
   isGroup,
   LastOutput,
+  lastRun,
   link,
   navigate,
   onLink,
@@ -378,7 +379,7 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
               html` <a class="muted small" href=${link({ view: "job", id: j.id })}
                 onClick=${(e) => onLink(e, { view: "job", id: j.id })}>details</a>`}
             </td>
-            <td><${State} state=${j.state} /></td>
+            <td><${State} state=${j.state} why=${lastRun(j)} /></td>
             <td class="progress"><${Progress} job=${j} /></td>
             <td class="num">${j.priority}</td>
             <td>${j.user}</td>

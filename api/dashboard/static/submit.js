@@ -92,8 +92,10 @@ export function Submit({ parent, me, setError, done }) {
     <label class="wide">Command
       <input name="command" required placeholder="render shot.blend --frame {frame}"
         value=${form.command} onInput=${field("command")} /></label>
-    <label>Frames <input name="first" type="number" min="0" value=${form.first} onInput=${field("first")} />
-      to <input name="last" type="number" min="0" value=${form.last} onInput=${field("last")} /></label>
+    <label>Frames <span class="range"
+      ><input name="first" type="number" min="0" aria-label="first frame" value=${form.first}
+        onInput=${field("first")} /> to <input name="last" type="number" min="0"
+        aria-label="last frame" value=${form.last} onInput=${field("last")} /></span></label>
     <label>Priority <input name="priority" type="number" value=${form.priority} onInput=${field("priority")} /></label>
     <label>Affinity <input name="affinity" value=${form.affinity} onInput=${field("affinity")} /></label>
     <label title="job ids: this job (or the group of frames) starts once they have finished"

@@ -109,8 +109,16 @@ export function Progress({ job }) {
     ></span>`;
 }
 
-export function State({ state }) {
-  return html`<span class=${`state st-${state.toLowerCase()}`}>${state}</span>`;
+export function State({ state, why = "" }) {
+  return html`<span class=${`state st-${state.toLowerCase()}`} title=${why || undefined}
+    >${state}</span>`;
+}
+
+// How a job's last run ended, when that says something: a failing exit, or why it was
+// stopped ("paused", "worker lost"); an exit with 0 is what FINISHED already says.
+export function lastRun(job) {
+  if (job.exit_code) return `exit ${job.exit_code}`;
+  return job.reason || "";
 }
 
 export const STATES = ["WAITING", "PENDING", "WORKING", "FINISHED", "ERROR", "PAUSED"];
