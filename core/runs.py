@@ -137,16 +137,9 @@ class Runs:
         failure, unless the failure is `permanent` (the job goes to ERROR). IGNORED when
         the run had already been stopped (paused, reset, ...). `then` runs in the same
         transaction once the outcome is known (not for IGNORED runs)."""
-        if exit_code == 0 and then is None and self.ends_quietly():
-            # the hot path: nothing to decide and no one to tell, so one statement
-            ended = await self._db.statement(
-                lambda c: c.fetchrow(
-                    Q["end_run"], event, 0, "FINISHED", 0.0, "FINISHED", "", worker
-                )
-            )
-            if ended is not None:
-                metrics.runs_finished.inc()
-                return "FINISHED"
+        quiet = exit_code == 0 and then is None and self.ends_quietly()
+        if quiet and await self._end_quietly(worker, event, None):
+            return "FINISHED"
 
         async def work(conn: Conn) -> tuple[FinishResult, JobView | None, JobState]:
             row = await conn.fetchrow(Q["lock_run"], event, worker)
@@ -235,6 +228,30 @@ class Runs:
             return answers
 
         return await self._db.transact(work)
+
+    async def finish_job(self, worker: str, job: int, exit_code: int) -> FinishResult:
+        """The run of `job` on `worker` ended with `exit_code`, for a worker that names the
+        job rather than the run (a Coalition worker's endjob); IGNORED when the job does
+        not run there. An exit with 0 that no plugin hears of is one statement."""
+        if exit_code == 0 and self.ends_quietly() and await self._end_quietly(worker, None, job):
+            return "FINISHED"
+        event = await self.current_event(job, worker)
+        if event is None:
+            return "IGNORED"
+        return await self.finish(worker, event, exit_code)
+
+    async def _end_quietly(self, worker: str | None, event: int | None, job: int | None) -> bool:
+        """The hot path of a run exiting with 0 (nothing to decide, no one to tell): one
+        statement; False when the run (`event`, or `job`'s current one) was not current."""
+        ended = await self._db.statement(
+            lambda c: c.fetchrow(
+                Q["end_run"], event, 0, "FINISHED", 0.0, "FINISHED", "", worker, job
+            )
+        )
+        if ended is None:
+            return False
+        metrics.runs_finished.inc()
+        return True
 
     async def current_event(self, job: int, worker: str) -> int | None:
         """The event of `job`'s run on `worker`, if it runs there now."""
@@ -366,7 +383,7 @@ async def _end(
 ) -> JobState:
     """End a run; the job's state after it (WAITING ones may not run for `delay` s)."""
     row = await conn.fetchrow(
-        Q["end_run"], event, exit_code, job_state, delay, event_state, reason, None
+        Q["end_run"], event, exit_code, job_state, delay, event_state, reason, None, None
     )
     assert row is not None, "the run was locked as current"
     new: JobState = row["state"]

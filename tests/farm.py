@@ -84,7 +84,8 @@ def try_finish(sql: Sql, event: int, exit_code: int = 0) -> bool:
     """End the run `event` as its process exiting would (no retry); False if the run was
     no longer current."""
     state = "FINISHED" if exit_code == 0 else "ERROR"
-    return sql.fetchval(RUNS["end_run"], event, exit_code, state, 0.0, state, "", None) is not None
+    ended = sql.fetchval(RUNS["end_run"], event, exit_code, state, 0.0, state, "", None, None)
+    return ended is not None
 
 
 def finish(sql: Sql, event: int, exit_code: int = 0) -> None:

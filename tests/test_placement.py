@@ -320,7 +320,7 @@ def test_failed_on_counts_failures_and_timeouts_not_lost_or_stopped_runs(sql: Sq
         """A run on `worker` ends as `event_state`, and the job waits to run again."""
         event = start(sql, job, worker)
         row = sql.fetchval(
-            RUNS["end_run"], event, exit_code, "WAITING", 0.0, event_state, reason, None
+            RUNS["end_run"], event, exit_code, "WAITING", 0.0, event_state, reason, None, None
         )
         assert row is not None
 

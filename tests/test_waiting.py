@@ -10,7 +10,7 @@ import pytest
 from core.sql import Queries
 from core.waiting import POSITION_CAP
 from tests.conftest import Sql
-from tests.farm import ok, run, start, submit
+from tests.farm import finish, ok, run, start, submit
 
 WAITING = Queries("waiting.sql")
 
@@ -102,7 +102,7 @@ def test_paused_running_and_ended(api: httpx.Client, sql: Sql) -> None:
     job = submit(api, command="true")
     event = start(sql, job)
     assert wait(api, job) == {"state": "WORKING", "position": None, "reason": ""}
-    sql.fetchval(Queries("runs.sql")["end_run"], event, 0, "FINISHED", 0.0, "FINISHED", "", None)
+    finish(sql, event)
     assert wait(api, job) == {"state": "FINISHED", "position": None, "reason": ""}
     failed = submit(api, command="false")
     run(sql, failed, exit_code=1)

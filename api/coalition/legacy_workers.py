@@ -152,9 +152,7 @@ async def end_job(
     fields = await _fields(request, identity)
     if fields is None or fields.jobId is None or fields.errorCode is None:
         return _bad("hostname, jobId and errorCode are required")
-    event = await core.runs.current_event(fields.jobId, fields.hostname)
-    if event is not None:
-        await core.runs.finish(fields.hostname, event, fields.errorCode)
+    await core.runs.finish_job(fields.hostname, fields.jobId, fields.errorCode)
     return _text("1")
 
 

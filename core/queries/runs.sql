@@ -63,8 +63,9 @@ SELECT e.id AS event, e.worker, e.start, j.id, coalesce(j.parent_id, 0) AS paren
    FOR NO KEY UPDATE OF j;
 
 -- name: end_run
--- End the run $1 (of worker $7, when given): the event ends as $5 (with exit code $2 and
--- reason $6), the job goes to
+-- End the run $1 (of worker $7, when given; with $1 null, the current run of the job $8:
+-- a worker that names the job, as Coalition's endjob does, ends it in this one
+-- statement): the event ends as $5 (with exit code $2 and reason $6), the job goes to
 -- $3 (FINISHED, ERROR, or WAITING to run again, not before $4 seconds from now). Answers
 -- the job id and the state it is in now, or
 -- nothing when the run was no longer current.
@@ -74,7 +75,8 @@ WITH clock AS MATERIALIZED (
     UPDATE events e
        SET state = $5, duration = clock.now - e.start, exit_code = $2, reason = $6
       FROM clock
-     WHERE e.id = $1 AND e.state = 'WORKING' AND ($7::text IS NULL OR e.worker = $7)
+     WHERE e.id = coalesce($1::bigint, (SELECT c.current_event FROM jobs c WHERE c.id = $8))
+       AND e.state = 'WORKING' AND ($7::text IS NULL OR e.worker = $7)
     RETURNING e.id, e.job_id, e.worker
 ), job AS (
     UPDATE jobs j
