@@ -247,17 +247,18 @@ def _whole_characters(data: bytes, *, cut_head: bool, cut_tail: bool) -> tuple[i
         lead = tail - 1
         while lead >= max(head, tail - 3) and 0x80 <= data[lead] < 0xC0:
             lead -= 1
-        if lead >= head:
-            byte = data[lead]
-            length = (
-                2
-                if 0xC0 <= byte < 0xE0
-                else 3
-                if 0xE0 <= byte < 0xF0
-                else 4
-                if 0xF0 <= byte < 0xF8
-                else 1
-            )
-            if tail - lead < length:
-                tail = lead
+        if lead >= head and tail - lead < _utf8_length(data[lead]):
+            tail = lead
     return head, tail
+
+
+def _utf8_length(lead: int) -> int:
+    """How many bytes the UTF-8 character that `lead` begins takes (1 for a byte that
+    begins none)."""
+    if 0xC0 <= lead < 0xE0:
+        return 2
+    if 0xE0 <= lead < 0xF0:
+        return 3
+    if 0xF0 <= lead < 0xF8:
+        return 4
+    return 1

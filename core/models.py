@@ -68,9 +68,9 @@ class Job(msgspec.Struct, gc=False):
     url: str
     progress: float
     progress_pattern: str
-    # the last run's exit code (None while it runs, before any run, and when it ended
-    # without exiting: paused, reset, lost, timed out) and why it ended other than by
-    # its own exit
+    # the last run's exit code (None while it runs, before any run, after a reset, and
+    # when it ended without exiting: paused, lost, timed out) and why it ended other than
+    # by its own exit
     exit_code: int | None
     reason: str
     # only on a single job: the ids it depends on

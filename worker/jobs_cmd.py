@@ -329,11 +329,10 @@ def log(args: argparse.Namespace) -> int:
             while True:
                 window = client.get(path, LogWindow, {"start": position, "limit": _LOG_WINDOW})
                 out.write(window.text)
+                moved, position = window.end > position, window.end
                 # no further: the end, or a character whose last bytes have not come yet
-                if window.end >= window.size or window.end == position:
-                    position = window.end
+                if window.end >= window.size or not moved:
                     break
-                position = window.end
         out.flush()
         if not args.follow:
             return 0
