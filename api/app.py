@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 
 from api.access import authorizing, identity_of
 from api.awe import AweError, awe_routers
@@ -17,6 +16,7 @@ from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
 from api.metrics import counting, scrape
 from api.native import native_router
+from api.openapi import openapi_config
 from api.scale import ScaleError, scale_routers
 from core import migrate
 from core.changes import ChangeFeed
@@ -109,7 +109,7 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=config.limits.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Corral", version=VERSION, path="/schema"),
+        openapi_config=openapi_config("Corral", VERSION),
         debug=False,
     )
 

@@ -320,6 +320,18 @@ def test_coalition_s_page_has_a_browser_ask_for_the_token(
         assert browser.get("/api/jobs/where/", params={"where_clause": "parent=0"}).json() == []
 
 
+def test_the_schema_viewer_has_a_browser_ask_for_the_token_and_its_files_need_none(
+    client: Callers,
+) -> None:
+    browser = client(authorization=basic("ana", client.keys.secrets["ana"]))
+    for path in ("/schema", "/schema/swagger", "/schema/openapi.json"):
+        unauthorized(client().get(path))
+        assert browser.get(path).status_code == 200, path
+    # the viewer's scripts are the page's vendored files, public as the page's are
+    for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        assert client().get(f"/dashboard/vendor/{name}").status_code == 200, name
+
+
 @pytest.mark.parametrize(
     "secret",
     [UNKNOWN, "corral_" + "A" * 100, "not-even-a-corral-token"],

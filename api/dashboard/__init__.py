@@ -3,6 +3,7 @@
 No build step: the page is ES modules (static/*.js) that import Preact, htm, uPlot and an
 EventSource able to send a token from static/vendor, where `make install` copies them
 from the npm packages of package.json (vendor.mjs); the Python package ships the folder.
+Swagger UI's files are there too, for the OpenAPI viewer at /schema (api/openapi.py).
 See docs/dashboard.md and docs/architecture.md.
 """
 

@@ -2,6 +2,8 @@
 // into static/vendor, which the server serves and the Python package ships. No bundler,
 // no transpiler: the files are the packages' own, byte for byte; index.html's import map
 // names them for the bare imports they make of each other ("preact", "htm", ...).
+// Swagger UI's files are the OpenAPI viewer's at /schema (api/openapi.py), so that it
+// loads nothing from a CDN.
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +27,17 @@ const files = [
   ["eventsource/LICENSE", "eventsource.LICENSE"],
   ["eventsource-parser/dist/index.js", "eventsource-parser.js"],
   ["eventsource-parser/LICENSE", "eventsource-parser.LICENSE"],
+  // the bundles' own license files keep the names their first comment points to
+  ["swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt", "swagger-ui-bundle.js.LICENSE.txt"],
+  ["swagger-ui-dist/swagger-ui-standalone-preset.js", "swagger-ui-standalone-preset.js"],
+  [
+    "swagger-ui-dist/swagger-ui-standalone-preset.js.LICENSE.txt",
+    "swagger-ui-standalone-preset.js.LICENSE.txt",
+  ],
+  ["swagger-ui-dist/swagger-ui.css", "swagger-ui.css"],
+  ["swagger-ui-dist/LICENSE", "swagger-ui.LICENSE"],
+  ["swagger-ui-dist/NOTICE", "swagger-ui.NOTICE"],
 ];
 
 rmSync(vendor, { recursive: true, force: true });
