@@ -177,6 +177,12 @@ def _server_commands(command: _CommandMaker) -> None:
     serve.add_argument("--port", type=int, help="port to listen on (the config's, else 19211)")
     _database_options(serve)
     serve.add_argument(
+        "--processes",
+        type=_positive,
+        help="server processes sharing the port, each a whole server, to use more cores "
+        "(the config's [server] processes, else 1)",
+    )
+    serve.add_argument(
         "--local-worker",
         action="store_true",
         help="also run one worker on this machine, with as many slots as cores",

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -199,7 +201,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         if not secured and not _loopback(host):
             print(_OPEN_REFUSED.format(host=host), file=sys.stderr)
             return 2
-        app = create_app(config, database_url, plugins)
+        processes: int = args.processes or config.server.processes
+        app = create_app(config, database_url, plugins) if processes == 1 else None
         if args.local_worker:
             secret = ""
             if secured:
@@ -208,18 +211,16 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
                     _with_tokens(database_url, lambda t: t.create(_LOCAL_WORKER, "worker"))
                 )
             local_worker = _start_local_worker(host, port, secret, affinity)
-        server = _Server(
-            app,
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level="info",
-                access_log=config.server.access_log,
-                timeout_graceful_shutdown=3,
-            ),
-        )
-        server.run()
+        if app is not None:
+            _Server(app, _uvicorn_config(app, host, port, config)).run()
+        else:
+            replicas = _start_replicas(processes, host, port, config, database_url)
+            try:
+                # until one ends (a crash, or a signal its own): then the others go too,
+                # so that a supervisor restarting `corral serve` restarts them all
+                multiprocessing.connection.wait([r.sentinel for r in replicas])
+            finally:
+                _stop_replicas(replicas)
     except KeyboardInterrupt:
         pass
     finally:
@@ -231,6 +232,59 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _uvicorn_config(app: Litestar | str, host: str, port: int, config: Config) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=config.server.access_log,
+        timeout_graceful_shutdown=3,
+    )
+
+
+def _start_replicas(
+    count: int, host: str, port: int, config: Config, database_url: str
+) -> list[multiprocessing.process.BaseProcess]:
+    """`count` server processes on one socket bound here: each is a whole server (its own
+    app, pool, planner and passes) as several `corral serve` on one database are, so the
+    kernel spreads the connections over every core. Started fresh (spawn), not forked, so
+    that each has its own metrics label, registry and event loop."""
+    bound = _uvicorn_config("corral", host, port, config).bind_socket()
+    spawn = multiprocessing.get_context("spawn")
+    replicas: list[multiprocessing.process.BaseProcess] = [
+        spawn.Process(
+            target=_replica,
+            args=(config, database_url, host, port, bound),
+            name=f"corral-serve-{n + 1}",
+        )
+        for n in range(count)
+    ]
+    for replica in replicas:
+        replica.start()
+    # the replicas hold it now; this process only watches them
+    bound.close()
+    return replicas
+
+
+def _replica(config: Config, database_url: str, host: str, port: int, bound: socket.socket) -> None:
+    """One of the server processes of `corral serve --processes N`."""
+    _logging()
+    app = create_app(config, database_url)
+    _Server(app, _uvicorn_config(app, host, port, config)).run(sockets=[bound])
+
+
+def _stop_replicas(replicas: list[multiprocessing.process.BaseProcess]) -> None:
+    for replica in replicas:
+        if replica.is_alive():
+            replica.terminate()
+    for replica in replicas:
+        replica.join(timeout=30)
+        if replica.is_alive():
+            replica.kill()
+            replica.join()
 
 
 class _Server(uvicorn.Server):

@@ -31,6 +31,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # the rules of the worker `corral serve --local-worker` starts, as `corral worker
     # --affinity` takes them ("LINUX,GPU;LINUX"); unset, it keeps the rules it has
     local_worker_affinity: str | None = None
+    # server processes on the one port, each a whole server (`corral serve --processes`)
+    processes: Positive = 1
 
     def secret_key_path(self) -> Path:
         return Path(self.secret_key_file or Path(self.data_dir) / "secret.key")

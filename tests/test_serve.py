@@ -2,6 +2,7 @@
 errors, migrations, and a clean stop."""
 
 import asyncio
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pgserver.postgres_server import PostgresServer
 from core import migrate
 from core.config import Config, load
 from tests.conftest import ServerThread, Sql
+from tests.farm import until
 from tests.processes import CORRAL, Processes
 
 
@@ -23,6 +25,36 @@ def test_serve_on_a_database_url_and_stop_on_sigterm(
     server.wait_ready()
     assert httpx.put(f"{server.url}/api/jobs", json={"title": "t"}).json() == 1
     assert server.stop() == 0
+
+
+def test_processes_share_the_port_and_stop_together(processes: Processes, tmp_path: Path) -> None:
+    server = processes.serve(
+        ["--data-dir", str(tmp_path / "data"), "--processes", "2", "--local-worker"]
+    )
+    server.wait_ready()
+    labels = re.compile(r'corral_heartbeats_total\{process="[^"]*:(\d+)"')
+    answered: set[int] = set()
+
+    def both_answer() -> bool:
+        # a new connection each time: the kernel hands each to whichever process accepts
+        answered.update(int(pid) for pid in labels.findall(httpx.get(f"{server.url}/metrics").text))
+        return len(answered) == 2
+
+    until(both_answer, what="an answer from each of the two processes")
+    assert server.process.pid not in answered
+    # the replicas share the database as separate servers do: jobs submitted run
+    jobs = [httpx.put(f"{server.url}/api/jobs", json={"title": "t", "command": "true"}).json()]
+    jobs.append(httpx.put(f"{server.url}/api/jobs", json={"title": "u", "command": "true"}).json())
+    until(
+        lambda: all(
+            httpx.get(f"{server.url}/api/jobs/{j}").json()["state"] == "FINISHED" for j in jobs
+        ),
+        what="the jobs to run",
+    )
+    assert server.stop() == 0
+    # none of them outlives the command
+    assert all(not Path(f"/proc/{pid}").exists() for pid in answered)
+    assert "Traceback" not in server.output()
 
 
 def test_database_url_from_the_environment(processes: Processes, database_url: str) -> None:
