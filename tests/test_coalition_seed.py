@@ -18,6 +18,9 @@ WORKER_KEYS = {
     "current_event", "cpu", "free_memory", "total_memory", "active",
 }  # fmt: skip
 EVENT_KEYS = {"id", "worker", "job_id", "job_title", "state", "start", "duration"}
+# what Corral adds to the document's jobs and events, which its clients ignore: how the
+# last run ended
+LAST_RUN = {"exit_code", "reason"}
 
 SEED_PUT = """{
     "parent": 0,
@@ -51,7 +54,7 @@ def put_seed_job(api: httpx.Client, **changes: object) -> int:
 def test_put_creates_the_job_as_given(api: httpx.Client) -> None:
     job_id = put_seed_job(api)
     job = get(api, job_id)
-    assert set(job) == JOB_KEYS | {"dependencies"}
+    assert set(job) == JOB_KEYS | LAST_RUN | {"dependencies"}
     assert job["id"] == job_id
     assert {k: job[k] for k in ("parent", "title", "command", "dir", "environment", "state")} == {
         "parent": 0, "title": "Job 1", "command": "echo test", "dir": ".", "environment": "",
@@ -77,7 +80,7 @@ def test_get_jobs_lists_the_roots_with_every_field(api: httpx.Client) -> None:
     roots = response.json()
     assert [j["id"] for j in roots] == [first, second]
     for job in roots:
-        assert set(job) == JOB_KEYS
+        assert set(job) == JOB_KEYS | LAST_RUN
         assert job["parent"] == 0
 
 
@@ -106,13 +109,13 @@ def test_children_and_dependencies(api: httpx.Client) -> None:
     second = put_seed_job(api, parent=group)
     children = api.get(f"/api/jobs/{group}/children").json()
     assert [c["id"] for c in children] == [first, second]
-    assert all(set(c) == JOB_KEYS and c["parent"] == group for c in children)
+    assert all(set(c) == JOB_KEYS | LAST_RUN and c["parent"] == group for c in children)
 
     dependent = put_seed_job(api)
     ok(api.post(f"/api/jobs/{dependent}/dependencies", content=f"[{first},{second}]"))
     deps = api.get(f"/api/jobs/{dependent}/dependencies").json()
     assert [d["id"] for d in deps] == [first, second]
-    assert all(set(d) == JOB_KEYS for d in deps)
+    assert all(set(d) == JOB_KEYS | LAST_RUN for d in deps)
     assert get(api, dependent)["dependencies"] == [first, second]
 
 
@@ -187,7 +190,7 @@ def test_events_filtered_by_job_worker_and_age(api: httpx.Client, sql: Sql) -> N
     assert response.status_code == 200
     events = response.json()
     assert len(events) == 1
-    assert set(events[0]) == EVENT_KEYS
+    assert set(events[0]) == EVENT_KEYS | LAST_RUN
     assert (events[0]["job_id"], events[0]["worker"], events[0]["state"]) == (
         job_id,
         "worker-1",
