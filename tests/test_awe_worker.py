@@ -15,10 +15,13 @@ from tests.processes import CORRAL
 
 __all__ = ["awe_worker_binary"]
 
+# task 0 lingers after its echo: awe-worker copies a command's stdout in a goroutine that
+# its cmd.Wait() races, and the report of a command that exits at once can lack it
 WORKFLOW: dict[str, Any] = {
     "info": {"name": "demo", "user": "ana", "pipeline": "demo"},
     "tasks": [
-        {"taskid": "0", "cmd": {"name": "bash", "args": "-c 'echo made a; echo hello > a.txt'"},
+        {"taskid": "0",
+         "cmd": {"name": "bash", "args": "-c 'echo made a; echo hello > a.txt; sleep 1'"},
          "outputs": [{"filename": "a.txt"}]},
         {"taskid": "1", "cmd": {"name": "bash", "args": "-c 'echo rank; cat a.txt a.txt > b.txt'"},
          "inputs": [{"filename": "a.txt", "origin": "0"}], "outputs": [{"filename": "b.txt"}],
