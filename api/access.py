@@ -108,7 +108,7 @@ async def authorize(
         # it can ask its user for one) tells anything of the farm
         connection.state.identity = None
         return
-    identity = await _identify(connection, core)
+    identity = await _identify(connection.headers.get("authorization", ""), core)
     connection.state.identity = identity
     level: Access = handler.opt.get("access") or (
         "read" if set(getattr(handler, "http_methods", ())) <= {"GET", "HEAD"} else "admin"
@@ -190,10 +190,20 @@ def identity_of(request: Request[object, object, State]) -> Identity:
     return found if isinstance(found, Identity) else Identity(name="", role="user")
 
 
-async def _identify(
-    connection: ASGIConnection[object, object, object, State], core: Core
-) -> Identity | None:
-    header = connection.headers.get("authorization", "")
+async def works_as(core: Core, authorization: str, worker: str) -> bool:
+    """Whether a caller sending `authorization` passes `authorize` on a `worker` route
+    naming `worker` (api/hot.py asks it; every other caller is left to the route, whose
+    refusal says why)."""
+    try:
+        identity = await _identify(authorization, core)
+    except NotAuthorizedException:
+        return False
+    if identity is None:
+        return False
+    return identity.role == "admin" or (identity.role == "worker" and identity.name == worker)
+
+
+async def _identify(header: str, core: Core) -> Identity | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "cg_token":
         return await _client_group(core, value.strip())

@@ -14,8 +14,9 @@ from api.coalition import coalition_routers, legacy_worker_router
 from api.dashboard import dashboard_routers
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
+from api.hot import HotRoutes
 from api.metrics import counting, scrape
-from api.native import native_router
+from api.native import native_hot_routes, native_router
 from api.openapi import openapi_config
 from api.scale import ScaleError, scale_routers
 from core import migrate
@@ -112,6 +113,13 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
         openapi_config=openapi_config("Corral", VERSION),
         debug=False,
     )
+
+
+def create_server(config: Config, database_url: str, plugins: Plugins | None = None) -> HotRoutes:
+    """What `corral serve` serves: the app of `create_app`, with the worker protocol's
+    hot routes answered in front of it (api/hot.py)."""
+    app = create_app(config, database_url, plugins)
+    return HotRoutes(app, native_hot_routes(), config.limits.max_body_bytes)
 
 
 def _core(state: State) -> Core:

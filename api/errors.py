@@ -62,18 +62,21 @@ def _unexpected(request: Request[object, object, State], exc: Exception) -> Resp
     if isinstance(exc, HTTPException):
         return _error(request, exc.status_code, exc.detail, exc.extra, exc.headers)
 
-    if isinstance(exc, UNAVAILABLE):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return _error(
-            request,
-            503,
-            "the database is unavailable; try again shortly",
-            headers={"Retry-After": "1"},
-        )
+    status, detail, headers = failure(exc, request.method, request.url.path)
+    return _error(request, status, detail, headers=headers)
 
+
+def failure(exc: Exception, method: str, path: str) -> tuple[int, str, dict[str, str] | None]:
+    """The status, detail and headers of an answer to `exc` (one of Corral's errors, the
+    database gone, or a bug), logged as the operator needs it."""
+    if isinstance(exc, CorralError):
+        return exc.status, exc.message, None
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("database unavailable on %s %s: %s", method, path, exc)
+        return 503, "the database is unavailable; try again shortly", {"Retry-After": "1"}
     # a bug: say so without leaking internals, keep the trace for the operator
-    log.exception("internal error on %s %s", request.method, request.url.path)
-    return _error(request, 500, "internal server error")
+    log.exception("internal error on %s %s", method, path)
+    return 500, "internal server error", None
 
 
 def _describe(exc: ValidationException) -> str:

@@ -21,9 +21,9 @@ from typing import TypeVar
 
 import msgspec
 import uvicorn
-from litestar import Litestar
 
-from api.app import create_app
+from api.app import create_server
+from api.hot import HotRoutes
 from core import migrate, vault
 from core.config import Config, ConfigError, load
 from core.db import Database
@@ -202,7 +202,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
             print(_OPEN_REFUSED.format(host=host), file=sys.stderr)
             return 2
         processes: int = args.processes or config.server.processes
-        app = create_app(config, database_url, plugins) if processes == 1 else None
+        app = create_server(config, database_url, plugins) if processes == 1 else None
         if args.local_worker:
             secret = ""
             if secured:
@@ -234,7 +234,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _uvicorn_config(app: Litestar | str, host: str, port: int, config: Config) -> uvicorn.Config:
+def _uvicorn_config(app: HotRoutes | str, host: str, port: int, config: Config) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -272,7 +272,7 @@ def _start_replicas(
 def _replica(config: Config, database_url: str, host: str, port: int, bound: socket.socket) -> None:
     """One of the server processes of `corral serve --processes N`."""
     _logging()
-    app = create_app(config, database_url)
+    app = create_server(config, database_url)
     _Server(app, _uvicorn_config(app, host, port, config)).run(sockets=[bound])
 
 
@@ -292,12 +292,12 @@ class _Server(uvicorn.Server):
     left to its graceful timeout, uvicorn cancels them, and each cancelled request logs
     a CancelledError traceback. Answered at once, the workers just ask again later."""
 
-    def __init__(self, app: Litestar, config: uvicorn.Config) -> None:
+    def __init__(self, app: HotRoutes, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        core = getattr(self._app.state, "core", None)
+        core = getattr(self._app.app.state, "core", None)
         if core is not None:
             core.picks.close()
         await super().shutdown(sockets)

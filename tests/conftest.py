@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from pgserver.postgres_server import PostgresServer, get_server
 
-from api.app import create_app
+from api.app import create_app, create_server
 from core import migrate
 from core.config import Config, ServerConfig
 
@@ -100,10 +100,11 @@ def sql(database_url: str) -> Sql:
 
 
 class ServerThread:
-    """A real uvicorn server on 127.0.0.1 and a free port, in a thread of this process."""
+    """A real uvicorn server on 127.0.0.1 and a free port, in a thread of this process:
+    what `corral serve` serves, or with `hot=False` the Litestar app alone (api/hot.py)."""
 
-    def __init__(self, config: Config, database_url: str) -> None:
-        app = create_app(config, database_url)
+    def __init__(self, config: Config, database_url: str, *, hot: bool = True) -> None:
+        app = create_server(config, database_url) if hot else create_app(config, database_url)
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )

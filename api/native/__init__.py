@@ -8,6 +8,9 @@ from api.native.jobs import JobsController
 from api.native.services import ServicesController
 from api.native.waiting import WaitingReads
 from api.native.workers import WorkerProtocol
+from api.native.workers import hot_routes as native_hot_routes
+
+__all__ = ["native_hot_routes", "native_router"]
 
 
 def native_router() -> Router:

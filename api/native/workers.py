@@ -7,7 +7,9 @@ to stop each run and why. When a run's process exits it reports the exit code wi
 `finish`, retrying until the server has it.
 """
 
-from typing import Annotated, Final, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Final, Generic, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, post
@@ -16,6 +18,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, UnsetType
 
 from api.access import IdentityDep, access, as_worker
+from api.hot import HotCall, HotRoute
 from api.params import CoreDep
 from core.errors import NotFound
 from core.logs import LogChunk
@@ -25,6 +28,8 @@ from core.runs import Assignment, RunReport
 from core.service import Core
 
 PROTOCOL: Final = 1
+# where the protocol lives: under the native router's /api/v2
+PREFIX: Final = "/api/v2/workers"
 Protocol = Literal[1]
 WorkerName = Annotated[
     str, PathParameter(min_length=1, max_length=255, description="the worker's name")
@@ -242,37 +247,7 @@ class WorkerProtocol(Controller):
         opt=access("worker"),
     )
     async def pick(self, core: CoreDep, name: WorkerName, data: JSONBody[Pick]) -> Picked:
-        # output over the bound anywhere refuses the whole pick before any run is ended
-        core.runs.check([ended.report() for ended in data.finished])
-        # runs that exited with code 0 and have nothing more to say end within the pick's
-        # own statement, when no plugin needs to hear of each change; the others first,
-        # one by one, in the order reported
-        quiet: set[int] = set()
-        if core.runs.ends_quietly():
-            loud = {e.event for e in data.finished if e.exit_code != 0 or e.output or e.chunks}
-            quiet = {e.event for e in data.finished} - loud
-        results: list[FinishResult | None] = [
-            None if ended.event in quiet else await _finish(core, name, ended)
-            for ended in data.finished
-        ]
-        limit = core.config.dispatch.pick_wait
-        wait = limit if data.wait is None else min(data.wait, limit)
-        picked = await core.picks.pick(name, data.slots, wait, sorted(quiet))
-        if picked is None:
-            raise NotFound(f"worker {name!r} is not registered")
-        # a run reported twice ends once: FINISHED the first time, IGNORED after
-        finished = set(picked.finished)
-        for index, ended in enumerate(data.finished):
-            if results[index] is None:
-                results[index] = "FINISHED" if ended.event in finished else "IGNORED"
-                finished.discard(ended.event)
-        return Picked(
-            runs=[Run.of(run) for run in picked.runs],
-            results=[
-                RunResult(event=e.event, result=r or "IGNORED")
-                for e, r in zip(data.finished, results, strict=True)
-            ],
-        )
+        return await _pick(core, name, data)
 
     @post(
         "/{name:str}/heartbeat",
@@ -283,23 +258,7 @@ class WorkerProtocol(Controller):
     async def heartbeat(
         self, core: CoreDep, name: WorkerName, data: JSONBody[Heartbeat]
     ) -> HeartbeatAnswer:
-        machine = Machine(
-            cpu=data.cpu, free_memory=data.free_memory, total_memory=data.total_memory
-        )
-        answers = await core.runs.heartbeat(name, machine, [r.report() for r in data.runs])
-        if answers is None:
-            raise NotFound(f"worker {name!r} is not registered")
-        return HeartbeatAnswer(
-            runs=[
-                RunAnswer(
-                    event=a.event,
-                    action=a.action,
-                    reason=a.reason,
-                    loggers=UNSET if a.loggers is None else a.loggers,
-                )
-                for a in answers
-            ]
-        )
+        return await _heartbeat(core, name, data)
 
     @post(
         "/{name:str}/finish",
@@ -308,7 +267,63 @@ class WorkerProtocol(Controller):
         opt=access("worker"),
     )
     async def finish(self, core: CoreDep, name: WorkerName, data: JSONBody[Finish]) -> Finished:
-        return Finished(result=await _finish(core, name, data))
+        return await _finished(core, name, data)
+
+
+async def _pick(core: Core, name: str, data: Pick) -> Picked:
+    # output over the bound anywhere refuses the whole pick before any run is ended
+    core.runs.check([ended.report() for ended in data.finished])
+    # runs that exited with code 0 and have nothing more to say end within the pick's
+    # own statement, when no plugin needs to hear of each change; the others first,
+    # one by one, in the order reported
+    quiet: set[int] = set()
+    if core.runs.ends_quietly():
+        loud = {e.event for e in data.finished if e.exit_code != 0 or e.output or e.chunks}
+        quiet = {e.event for e in data.finished} - loud
+    results: list[FinishResult | None] = [
+        None if ended.event in quiet else await _finish(core, name, ended)
+        for ended in data.finished
+    ]
+    limit = core.config.dispatch.pick_wait
+    wait = limit if data.wait is None else min(data.wait, limit)
+    picked = await core.picks.pick(name, data.slots, wait, sorted(quiet))
+    if picked is None:
+        raise NotFound(f"worker {name!r} is not registered")
+    # a run reported twice ends once: FINISHED the first time, IGNORED after
+    finished = set(picked.finished)
+    for index, ended in enumerate(data.finished):
+        if results[index] is None:
+            results[index] = "FINISHED" if ended.event in finished else "IGNORED"
+            finished.discard(ended.event)
+    return Picked(
+        runs=[Run.of(run) for run in picked.runs],
+        results=[
+            RunResult(event=e.event, result=r or "IGNORED")
+            for e, r in zip(data.finished, results, strict=True)
+        ],
+    )
+
+
+async def _heartbeat(core: Core, name: str, data: Heartbeat) -> HeartbeatAnswer:
+    machine = Machine(cpu=data.cpu, free_memory=data.free_memory, total_memory=data.total_memory)
+    answers = await core.runs.heartbeat(name, machine, [r.report() for r in data.runs])
+    if answers is None:
+        raise NotFound(f"worker {name!r} is not registered")
+    return HeartbeatAnswer(
+        runs=[
+            RunAnswer(
+                event=a.event,
+                action=a.action,
+                reason=a.reason,
+                loggers=UNSET if a.loggers is None else a.loggers,
+            )
+            for a in answers
+        ]
+    )
+
+
+async def _finished(core: Core, name: str, data: Finish) -> Finished:
+    return Finished(result=await _finish(core, name, data))
 
 
 async def _finish(core: Core, name: str, ended: Ended) -> FinishResult:
@@ -316,3 +331,44 @@ async def _finish(core: Core, name: str, ended: Ended) -> FinishResult:
     if report.pieces():
         await core.runs.heartbeat(name, Machine(), [report])
     return await core.runs.finish(name, ended.event, ended.exit_code)
+
+
+# -- the same routes answered hot (api/hot.py): without the framework's per-request cost
+
+Body = TypeVar("Body", Pick, Heartbeat, Finish)
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class _Call(Generic[Body]):
+    worker: str
+    data: Body
+    serve: Callable[[Core, str, Body], Awaitable[msgspec.Struct]]
+
+    async def answer(self, core: Core) -> bytes:
+        return _encode(await self.serve(core, self.worker, self.data))
+
+
+def _hot(
+    action: str, body: type[Body], serve: Callable[[Core, str, Body], Awaitable[msgspec.Struct]]
+) -> HotRoute:
+    # as CorralRequest reads it: "1" may stand for 1
+    decoder = msgspec.json.Decoder(body, strict=False)
+
+    def decode(raw: bytes, name: str) -> HotCall | None:
+        try:
+            return _Call(name, decoder.decode(raw), serve)
+        except (msgspec.DecodeError, RecursionError):
+            # the Litestar route answers it, saying what is wrong
+            return None
+
+    return HotRoute("POST", f"{PREFIX}/{{name}}/{action}", decode)
+
+
+def hot_routes() -> list[HotRoute]:
+    """The worker protocol's requests of every moment: pick, heartbeat, finish."""
+    return [
+        _hot("pick", Pick, _pick),
+        _hot("heartbeat", Heartbeat, _heartbeat),
+        _hot("finish", Finish, _finished),
+    ]
