@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from api.access import authorizing, identity_of
 from api.awe import AweError, awe_routers
-from api.coalition import coalition_routers, legacy_worker_router
+from api.coalition import coalition_routers, legacy_hot_routes, legacy_worker_router
 from api.dashboard import dashboard_routers
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.genvid import genvid_routers
@@ -116,10 +116,14 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
 
 
 def create_server(config: Config, database_url: str, plugins: Plugins | None = None) -> HotRoutes:
-    """What `corral serve` serves: the app of `create_app`, with the worker protocol's
+    """What `corral serve` serves: the app of `create_app`, with the worker protocols'
     hot routes answered in front of it (api/hot.py)."""
-    app = create_app(config, database_url, plugins)
-    return HotRoutes(app, native_hot_routes(), config.limits.max_body_bytes)
+    loaded = plugins if plugins is not None else Plugins(config.plugins)
+    app = create_app(config, database_url, loaded)
+    routes = native_hot_routes()
+    if loaded.enabled("coalition_workers"):
+        routes += legacy_hot_routes()
+    return HotRoutes(app, routes, config.limits.max_body_bytes)
 
 
 def _core(state: State) -> Core:

@@ -54,14 +54,27 @@ class HotCall(Protocol):
 
 
 @dataclass(frozen=True)
+class HotRequest:
+    """What a hot route reads of a request."""
+
+    # the path's `{name}` ("" for a route without one)
+    name: str
+    body: bytes
+    query_string: bytes
+    content_type: str
+    # the caller's address
+    client: str
+
+
+@dataclass(frozen=True)
 class HotRoute:
     """`method` on `template`, a path with at most one `{name}` segment (and the route's
     label in the request metrics, as Litestar's path template names it). `decode` turns
-    the body (and the name, "" without one) into the call, None when it cannot."""
+    a request into the call, None when it cannot."""
 
     method: str
     template: str
-    decode: Callable[[bytes, str], HotCall | None]
+    decode: Callable[[HotRequest], HotCall | None]
     media_type: bytes = b"application/json"
 
     def name_in(self, path: str) -> str | None:
@@ -105,7 +118,15 @@ class HotRoutes:
             # too large (the app refuses it), or the client went away
             await self.app(scope, _replaying(read, receive, final=final), send)
             return
-        call = route.decode(body, name)
+        client = scope.get("client")
+        request = HotRequest(
+            name=name,
+            body=body,
+            query_string=scope["query_string"],
+            content_type=_header(scope, b"content-type"),
+            client=client[0] if client else "",
+        )
+        call = route.decode(request)
         core: Core = self.app.state.core
         authorization = _header(scope, b"authorization")
         if call is None or not await works_as(core, authorization, call.worker):

@@ -149,3 +149,58 @@ def test_tokens_are_checked_as_the_app_checks_them(config: Config, database_url:
         "user token": (403, "a user token may not speak the worker protocol"),
         "another worker": (403, "this worker token belongs to 'node-a', not 'node-b'"),
     }
+
+
+def legacy_conversation(api: httpx.Client, host: str) -> list[tuple[int, str, str, str]]:
+    """A legacy Coalition worker's requests, form bodies and query strings, mistakes
+    included; the job's id and the host's name written J and H, so that answers compare."""
+    said: list[tuple[int, str, str, str]] = []
+    job = 0
+
+    def post(path: str, **kwargs: Any) -> None:
+        response = api.post(f"/workers/{path}", **kwargs)
+        text = response.text.replace(f"({job}, ", "(J, ")
+        error = response.headers.get("x-corral-error", "")
+        said.append((response.status_code, response.headers["content-type"], text, error))
+
+    post("pickjob", data={})
+    post("pickjob", data={"hostname": host, "free_memory": "lots"})
+    post("pickjob", data={"hostname": host, "load": "[12.5, 3]"})
+    job = submit(api, title=f"for {host}", command="echo 'hi'", environment="A=x\nB=y")
+    post("pickjob", params={"hostname": host})
+    post("heartbeat", data={"hostname": host, "jobId": str(job), "log": "aGkK"})
+    post("heartbeat", data={"hostname": host, "jobId": str(job), "log": "a"})
+    post("heartbeat", data={"hostname": host})
+    # multipart is Litestar's to read
+    post("heartbeat", files={"x": ("x", b"")}, data={"hostname": host, "jobId": str(job)})
+    post("endjob", data={"hostname": host, "jobId": str(job), "errorCode": "zero"})
+    post("endjob", data={"hostname": host, "jobId": str(job), "errorCode": "0"})
+    post("endjob", data={"hostname": host, "jobId": str(job), "errorCode": "0"})
+    post("heartbeat", data={"hostname": host, "jobId": str(job)})
+    return [(s, t, text.replace(host, "H"), e) for s, t, text, e in said]
+
+
+def test_a_legacy_worker_conversation_gets_the_same_answers_hot_and_through_litestar(
+    both: tuple[httpx.Client, httpx.Client],
+) -> None:
+    hot, plain = both
+    hot_said = legacy_conversation(hot, "hot-host")
+    assert hot_said == legacy_conversation(plain, "plain-host")
+    text = "text/plain; charset=utf-8"
+    assert [(s, t) for s, t, _, _ in hot_said] == [(400, text)] * 2 + [(200, text)] * 3 + [
+        (400, text)
+    ] * 2 + [(200, text), (400, text)] + [(200, text)] * 3
+    assert [answer for _, _, answer, _ in hot_said] == [
+        "hostname is required, and numbers must be numbers",
+        "hostname is required, and numbers must be numbers",
+        "(-1, '', '', '', None)",
+        "(J, \"echo 'hi'\", '', '', 'A=x\\\\nB=y')",
+        "true",
+        "log is not base64",
+        "hostname and jobId are required",
+        "true",
+        "hostname, jobId and errorCode are required",
+        "1",
+        "1",
+        "false",
+    ]

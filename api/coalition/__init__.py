@@ -9,12 +9,12 @@ from api.coalition.affinities import AffinitiesController
 from api.coalition.body import CoalitionRequest
 from api.coalition.events import EventsController
 from api.coalition.jobs import JobsController
-from api.coalition.legacy_workers import legacy_worker_router
+from api.coalition.legacy_workers import legacy_hot_routes, legacy_worker_router
 from api.coalition.workers import WorkersController
 from api.coalition.xmlrpc import add_job
 from core.config import CoalitionConfig
 
-__all__ = ["coalition_routers", "legacy_worker_router"]
+__all__ = ["coalition_routers", "legacy_hot_routes", "legacy_worker_router"]
 
 
 def coalition_routers(config: CoalitionConfig) -> list[Router]:

@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET, UnsetType
 
 from api.access import IdentityDep, access, as_worker
-from api.hot import HotCall, HotRoute
+from api.hot import HotCall, HotRequest, HotRoute
 from api.params import CoreDep
 from core.errors import NotFound
 from core.logs import LogChunk
@@ -355,9 +355,9 @@ def _hot(
     # as CorralRequest reads it: "1" may stand for 1
     decoder = msgspec.json.Decoder(body, strict=False)
 
-    def decode(raw: bytes, name: str) -> HotCall | None:
+    def decode(request: HotRequest) -> HotCall | None:
         try:
-            return _Call(name, decoder.decode(raw), serve)
+            return _Call(request.name, decoder.decode(request.body), serve)
         except (msgspec.DecodeError, RecursionError):
             # the Litestar route answers it, saying what is wrong
             return None

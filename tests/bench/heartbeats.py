@@ -16,10 +16,12 @@ import asyncio
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import msgspec
 
+from tests.bench import cpu
 from tests.bench.loadgen import Http
 
 # the points of the latency distribution reported, finer in the tail where targets sit
@@ -60,6 +62,9 @@ class Result(msgspec.Struct):
     quantiles: list[float]
     from_due: Latency
     from_sent: Latency
+    # CPU time per heartbeat answered (ms) of each process tree given with --cpu, over
+    # the heartbeats' window (registering left out)
+    cpu_ms: list[float] = msgspec.field(default_factory=list)
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -168,7 +173,12 @@ def latency(values_ms: list[float]) -> Latency:
 
 
 async def measure(
-    url: str, workers: int, connections: int, interval: float, seconds: float
+    url: str,
+    workers: int,
+    connections: int,
+    interval: float,
+    seconds: float,
+    cpu_of: Sequence[int] = (),
 ) -> Result:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -187,7 +197,9 @@ async def measure(
         end = start + seconds
         # a server that falls behind gets one more interval to answer what was due
         drain_until = end + interval
+        cpu_before = [cpu.seconds(pid) for pid in cpu_of]
         await asyncio.gather(*(c.run(start, interval, end, drain_until) for c in pool))
+        cpu_spent = [cpu.seconds(pid) - b for pid, b in zip(cpu_of, cpu_before, strict=True)]
     finally:
         for c in pool:
             c.close()
@@ -215,6 +227,7 @@ async def measure(
         quantiles=QUANTILES,
         from_due=latency([(answered - due) * 1000 for due, _, answered in samples]),
         from_sent=latency([(answered - sent) * 1000 for _, sent, answered in samples]),
+        cpu_ms=[1000 * spent / max(1, len(samples)) for spent in cpu_spent],
     )
 
 
@@ -225,8 +238,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between beats")
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="a process whose CPU time (its own and its children's) per heartbeat to report",
+    )
     args = parser.parse_args()
-    run = measure(args.url, args.workers, args.connections, args.interval, args.seconds)
+    run = measure(args.url, args.workers, args.connections, args.interval, args.seconds, args.cpu)
     try:
         import uvloop
     except ImportError:

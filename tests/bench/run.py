@@ -339,10 +339,13 @@ def legacy_rate(server: "Server", data: Path, workers: int, seconds: float) -> C
     )
 
 
-def heartbeats(url: str, workers: int, seconds: float) -> Heartbeats:
+def heartbeats(server: "Server", data: Path, workers: int, seconds: float) -> Heartbeats:
+    """W3, with the CPU per heartbeat of the server process and of PostgreSQL."""
+    postgres = cpu.postmaster(data / "pg")
     result = subprocess.run(
-        [sys.executable, "-m", "tests.bench.heartbeats", "--url", url, "--workers",
-         str(workers), "--seconds", str(seconds)],
+        [sys.executable, "-m", "tests.bench.heartbeats", "--url", server.url, "--workers",
+         str(workers), "--seconds", str(seconds), "--cpu", str(server.process.pid),
+         "--cpu", str(postgres)],
         capture_output=True, text=True, check=True, timeout=seconds + 300,
     )  # fmt: skip
     return msgspec.json.decode(result.stdout.strip().splitlines()[-1], type=Heartbeats)
@@ -522,6 +525,9 @@ def write_report(figures: Figures, quick: bool) -> None:
         f" {beats.seconds:g} s window;",
         "missed are heartbeats due in it but still unsent one interval after its end.",
         f"Registering the {beats.workers:,} workers took {beats.registered_in:.1f} s.",
+        "CPU per heartbeat answered, from /proc over the heartbeats' window:"
+        f" {beats.cpu_ms[0]:.3f} ms of the server process and {beats.cpu_ms[1]:.3f} ms of"
+        " PostgreSQL.",
         "",
         "| workers | asked/s | answered/s | from due p50 | p99 | from sent p50 | p99 |"
         " errors | missed |",
@@ -722,6 +728,14 @@ def _targets(figures: Figures, quick: bool) -> list[tuple[str, str, str]]:
             else f"{unmeasured} (needs the full run)",
         )
     )
+    beat_cpu = sum(beats.cpu_ms)
+    rows.append(
+        (
+            "W3 CPU per idle heartbeat <= 0.1 ms (server + PostgreSQL)",
+            f"{beat_cpu:.3f} ms ({beats.cpu_ms[0]:.3f} + {beats.cpu_ms[1]:.3f})",
+            met(beat_cpu <= 0.1),
+        )
+    )
     rows.append(
         ("W4 bulk >= 5,000 jobs/s", f"{figures.bulk_rate:.0f}", met(figures.bulk_rate >= 5000))
     )
@@ -901,12 +915,14 @@ def main() -> None:
                 # before W3, not after it: W3 then stands between W6's million new rows (and
                 # the autovacuum they bring) and pgbench, as it stands after W2's
                 listed = listings(server.url, url, *w6)
-                beats = heartbeats(server.url, beat_workers, beat_seconds)
+                beats = heartbeats(server, data, beat_workers, beat_seconds)
                 print(
                     f"W3 {beats.workers} workers: {beats.achieved_per_s:.0f}"
                     f"/{beats.offered_per_s:.0f} heartbeats/s, p50 {beats.from_due.p50:.1f} ms,"
                     f" p99 {beats.from_due.p99:.1f} ms from due"
                     f" ({beats.from_sent.p99:.1f} ms from sent);"
+                    f" per heartbeat {beats.cpu_ms[0]:.3f} ms server +"
+                    f" {beats.cpu_ms[1]:.3f} ms PostgreSQL;"
                     f" registering took {beats.registered_in:.1f} s",
                     flush=True,
                 )
