@@ -3,7 +3,7 @@
 A farm's requests are mostly its workers' picks and heartbeats. Through Litestar each one
 costs about 0.3 ms of the server's CPU, two thirds of it the framework's per-request
 machinery (the request object, the handler's signature model, the response object);
-answered here, from the ASGI scope and the raw body, about 0.12 ms (docs/bench-profile.md).
+answered here, from the ASGI scope and the raw body, about 0.13 ms (docs/bench-profile.md).
 
 A hot route answers only the requests it is sure of: its method and path, a body that
 decodes into its Struct, a caller that `authorize` would let through as the worker it
