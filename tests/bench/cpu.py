@@ -3,6 +3,8 @@ fast this machine is or how busy it was. Seconds of user plus system time, child
 are still alive included (a server's replicas, PostgreSQL's backends)."""
 
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -42,3 +44,29 @@ def seconds(root: int) -> float:
 def postmaster(data_dir: Path) -> int:
     """The pid of the PostgreSQL server keeping `data_dir` (its postmaster.pid file)."""
     return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+class Window:
+    """The CPU seconds the process trees `pids` and this very process spend from `open()`
+    to `close()`: what one measurement window of a load generator cost each side."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self._pids = list(pids)
+        self._before: list[float] = []
+        self._own = 0.0
+        self.spent: list[float] = []
+        self.own = 0.0
+
+    def open(self) -> None:
+        self._before = [seconds(pid) for pid in self._pids]
+        self._own = time.process_time()
+
+    def close(self) -> None:
+        self.spent = [seconds(pid) - b for pid, b in zip(self._pids, self._before, strict=True)]
+        self.own = time.process_time() - self._own
+
+    def per(self, count: int) -> tuple[list[float], float]:
+        """Milliseconds per one of `count` (jobs, heartbeats): each tree's, and this
+        process's."""
+        n = max(1, count)
+        return [1000 * s / n for s in self.spent], 1000 * self.own / n

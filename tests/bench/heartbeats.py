@@ -62,9 +62,10 @@ class Result(msgspec.Struct):
     quantiles: list[float]
     from_due: Latency
     from_sent: Latency
-    # CPU time per heartbeat answered (ms) of each process tree given with --cpu, over
-    # the heartbeats' window (registering left out)
+    # CPU time per heartbeat answered (ms) of each process tree given with --cpu and of
+    # this load generator, over the heartbeats' window (registering left out)
     cpu_ms: list[float] = msgspec.field(default_factory=list)
+    client_cpu_ms: float = 0.0
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -197,9 +198,10 @@ async def measure(
         end = start + seconds
         # a server that falls behind gets one more interval to answer what was due
         drain_until = end + interval
-        cpu_before = [cpu.seconds(pid) for pid in cpu_of]
+        window = cpu.Window(cpu_of)
+        window.open()
         await asyncio.gather(*(c.run(start, interval, end, drain_until) for c in pool))
-        cpu_spent = [cpu.seconds(pid) - b for pid, b in zip(cpu_of, cpu_before, strict=True)]
+        window.close()
     finally:
         for c in pool:
             c.close()
@@ -227,7 +229,8 @@ async def measure(
         quantiles=QUANTILES,
         from_due=latency([(answered - due) * 1000 for due, _, answered in samples]),
         from_sent=latency([(answered - sent) * 1000 for _, sent, answered in samples]),
-        cpu_ms=[1000 * spent / max(1, len(samples)) for spent in cpu_spent],
+        cpu_ms=window.per(len(samples))[0],
+        client_cpu_ms=window.per(len(samples))[1],
     )
 
 

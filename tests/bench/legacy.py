@@ -14,11 +14,13 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
 import uvloop
 
+from tests.bench import cpu
 from tests.bench.loadgen import Http
 
 _NOTHING = b"(-1,"
@@ -81,7 +83,9 @@ async def heartbeats(
         http.close()
 
 
-async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict[str, float]:
+async def measure(
+    url: str, workers: int, seconds: float, warmup: float, cpu_of: Sequence[int] = ()
+) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     stop = asyncio.Event()
@@ -98,11 +102,15 @@ async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict
     )
     tasks.append(asyncio.create_task(heartbeats(host, port, names, stop, counts)))
     await asyncio.sleep(warmup)
+    window = cpu.Window(cpu_of)
     first = msgspec.structs.replace(counts)
     start = time.perf_counter()
+    window.open()
     await asyncio.sleep(seconds)
+    window.close()
     elapsed = time.perf_counter() - start
     last = msgspec.structs.replace(counts)
+    spent, own = window.per(last.jobs - first.jobs)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return {
@@ -112,6 +120,8 @@ async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict
         "picks": last.picks - first.picks,
         "empty_picks": last.empty_picks - first.empty_picks,
         "heartbeats": last.heartbeats - first.heartbeats,
+        "cpu_ms": spent,
+        "client_cpu_ms": own,
     }
 
 
@@ -121,8 +131,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="a process whose CPU time (its own and its children's) per job to report",
+    )
     args = parser.parse_args()
-    result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup))
+    result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup, args.cpu))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 

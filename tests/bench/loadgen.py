@@ -11,11 +11,13 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import msgspec
 import uvloop
+
+from tests.bench import cpu
 
 
 class Http:
@@ -90,7 +92,9 @@ async def worker(
         http.close()
 
 
-async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict[str, float]:
+async def measure(
+    url: str, workers: int, seconds: float, warmup: float, cpu_of: Sequence[int] = ()
+) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     stop = asyncio.Event()
@@ -112,12 +116,22 @@ async def measure(url: str, workers: int, seconds: float, warmup: float) -> dict
     await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     await asyncio.sleep(warmup)
+    window = cpu.Window(cpu_of)
     first, start = done[0], time.perf_counter()
+    window.open()
     await asyncio.sleep(seconds)
+    window.close()
     completed, elapsed = done[0] - first, time.perf_counter() - start
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"workers": workers, "jobs": completed, "seconds": elapsed}
+    spent, own = window.per(completed)
+    return {
+        "workers": workers,
+        "jobs": completed,
+        "seconds": elapsed,
+        "cpu_ms": spent,
+        "client_cpu_ms": own,
+    }
 
 
 def main() -> None:
@@ -126,8 +140,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="a process whose CPU time (its own and its children's) per job to report",
+    )
     args = parser.parse_args()
-    result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup))
+    result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup, args.cpu))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 
