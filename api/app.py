@@ -70,7 +70,6 @@ def create_app(config: Config, database_url: str, plugins: Plugins | None = None
             )
             await scheduler.start()
             app.state.changes = changes
-            await changes.start()
             yield
         finally:
             await changes.stop()

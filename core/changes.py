@@ -9,6 +9,12 @@ page reads what it shows again, so a message lost or merged costs nothing.
 Coalesced per subscriber: whatever arrives while a message waits, or within `INTERVAL`
 after one was taken, joins the next one, so a farm finishing 500 jobs a second sends each
 page at most a few messages a second, each naming at most the two tables.
+
+A process listens only while it has subscribers, and `LINGER` seconds after the last one
+left (a page reloading keeps it): a listening connection has PostgreSQL signal it at every
+commit that changes jobs or workers, which costs a busy farm with no page open 5% of its
+jobs a second (docs/bench-profile.md). A subscriber that arrives while no one listens is
+told "everything changed" once the listener is up, so it misses nothing of the gap.
 """
 
 import asyncio
@@ -28,6 +34,8 @@ CHANNEL: Final = "corral_changes"
 INTERVAL: Final = 0.25
 # a listener connection lost is opened again after this many seconds
 _RECONNECT: Final = 1.0
+# seconds a process goes on listening after its last subscriber left
+LINGER: Final = 30.0
 
 
 class Subscriber:
@@ -54,27 +62,44 @@ class ChangeFeed:
         self._url = database_url
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        # the listener's end, LINGER seconds after the last subscriber left
+        self._linger: asyncio.TimerHandle | None = None
+        self._stopped = False
         # set while a listener connection is open: what a subscriber misses before is
         # told as "everything changed" when it opens
         self.listening = asyncio.Event()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen())
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopped = True
+        await self._quiet()
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscriber]:
         subscriber = Subscriber()
         self._subscribers.add(subscriber)
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._task is None and not self._stopped:
+            self._task = asyncio.create_task(self._listen())
         try:
             yield subscriber
         finally:
             self._subscribers.discard(subscriber)
+            if not self._subscribers and self._task is not None and self._linger is None:
+                loop = asyncio.get_running_loop()
+                self._linger = loop.call_later(LINGER, lambda: loop.create_task(self._quiet()))
+
+    async def _quiet(self) -> None:
+        """Stop listening (until the next subscriber), unless one came meanwhile."""
+        self._linger = None
+        if self._subscribers and not self._stopped:
+            return
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def subscribers(self) -> int:
         return len(self._subscribers)

@@ -12,7 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from core.changes import INTERVAL
+from core.changes import CHANNEL, INTERVAL
+from tests.conftest import Sql
 from tests.farm import create_token, submit
 from tests.processes import Processes, Served
 
@@ -188,5 +189,40 @@ def test_the_feed_needs_a_token_once_tokens_exist(secured: tuple[Served, str]) -
     try:
         assert feed.status == 200
         assert feed.wait(1)[0][1] == ["jobs", "workers"]
+    finally:
+        feed.close()
+
+
+def listeners(sql: Sql) -> int:
+    """The connections of this database that listen for changes."""
+    count: int = sql.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = $1",
+        f'LISTEN "{CHANNEL}"',
+    )
+    return count
+
+
+def test_a_server_listens_for_changes_only_while_a_page_is_open(
+    processes: Processes, database_url: str, tmp_path: Path, sql: Sql
+) -> None:
+    server = processes.serve(["--database-url", database_url, "--data-dir", str(tmp_path / "d")])
+    server.wait_ready()
+    with httpx.Client(base_url=server.url) as api:
+        submit(api, title="no page is open")
+    # the dispatch's own listener is on another channel
+    assert listeners(sql) == 0
+    feed = Feed(server.url)
+    try:
+        deadline = time.monotonic() + 30
+        while listeners(sql) != 1:
+            assert time.monotonic() < deadline, "no listener while a page is open"
+            time.sleep(0.05)
+        # the page learns of a change made once it listens, and of none it missed before
+        feed.quiet()
+        before = len(feed.messages)
+        with httpx.Client(base_url=server.url) as api:
+            submit(api, title="a page is open")
+        assert feed.wait(before + 1)[before][1] == ["jobs"]
+        assert feed.messages[0][1] == ["jobs", "workers"]
     finally:
         feed.close()
