@@ -27,6 +27,7 @@ from core.db import Conn, Database
 from core.hookspecs import DependencyView, FarmView, JobView, WorkerView
 from core.job_types import TYPE_TAG
 from core.notify import Notifier
+from core.pings import Machine
 from core.plugins import Plugins
 from core.runs import ASSIGNMENT_COLUMNS, Assignment, Started, start_runs
 from core.sql import Queries
@@ -346,14 +347,24 @@ class Picks:
         claims.clear()
 
     async def pick(
-        self, worker: str, slots: int, wait: float, ended: Sequence[int] = ()
+        self,
+        worker: str,
+        slots: int,
+        wait: float,
+        ended: Sequence[int] = (),
+        contact: Machine | None = None,
     ) -> "PickResult | None":
         """Wait up to `wait` seconds for runs for `worker` (at most `slots`); None if the
         worker is unknown. A stopped worker gets nothing until it is started again.
         `ended` are runs of the worker that exited with code 0, ended first, in the same
-        statement (with no retry to decide and no one to tell of the change)."""
+        statement (with no retry to decide and no one to tell of the change).
+
+        With `contact` (a legacy worker's, which asks for a job only once it let go of
+        the last one) the same statement stores the worker's machine; and if the worker
+        still holds a run it was handed, nothing is taken and the answer is `held` at
+        once: the caller drops those runs and picks again."""
         arrived = time.perf_counter()
-        picked = await self._pick(worker, slots, wait, ended)
+        picked = await self._pick(worker, slots, wait, ended, contact)
         if picked is not None and picked.finished:
             metrics.runs_finished.inc(len(picked.finished))
         if picked is None or not picked.runs:
@@ -365,15 +376,17 @@ class Picks:
         return PickResult(runs, picked.finished)
 
     async def _pick(
-        self, worker: str, slots: int, wait: float, ended: Sequence[int]
+        self, worker: str, slots: int, wait: float, ended: Sequence[int], contact: Machine | None
     ) -> "PickResult | None":
         waiter = _Waiter()
         self._waiting[worker].append(waiter)
         try:
-            taken = await self._take(worker, slots, ended)
+            taken = await self._take(worker, slots, ended, contact)
             if taken is None:
                 return None
             finished = taken.finished
+            if taken.held:
+                return PickResult([], finished, held=True)
             if taken.runs:
                 return PickResult(taken.runs, finished)
             if taken.active:
@@ -393,7 +406,7 @@ class Picks:
             ready = await self._deliver(worker)
             if not ready:
                 # give up waiting, and take a run assigned since the last look
-                last = await self._take(worker, 0, ())
+                last = await self._take(worker, 0, (), None)
                 ready = [] if last is None else last.runs
             return PickResult(ready, finished)
         finally:
@@ -401,16 +414,29 @@ class Picks:
             if not self._waiting[worker]:
                 del self._waiting[worker]
 
-    async def _take(self, worker: str, slots: int, ended: Sequence[int]) -> "_Taken | None":
+    async def _take(
+        self, worker: str, slots: int, ended: Sequence[int], contact: Machine | None
+    ) -> "_Taken | None":
         """End the runs `ended`, then the runs waiting for `worker`, or else its demand
-        recorded; None if the worker is unknown."""
+        recorded (and its `contact` made); None if the worker is unknown."""
+        machine = contact or Machine()
 
         async def work(conn: Conn) -> _Taken | None:
-            row = await conn.fetchrow(Q["take"], worker, slots, list(ended), self.mark)
+            row = await conn.fetchrow(
+                Q["take"],
+                worker,
+                slots,
+                list(ended),
+                self.mark,
+                machine.cpu,
+                machine.free_memory,
+                machine.total_memory,
+                contact is not None,
+            )
             if row is None:
                 return None
             runs = msgspec.json.decode(row["runs"], type=list[Assignment])
-            return _Taken(row["active"], runs, frozenset(row["finished"]))
+            return _Taken(row["active"], runs, frozenset(row["finished"]), row["held"])
 
         return await self._db.statement(work)
 
@@ -428,12 +454,15 @@ class PickResult(msgspec.Struct, frozen=True):
 
     runs: list[Assignment]
     finished: frozenset[int] = frozenset()
+    # a legacy worker's pick: it still held runs it was handed, so nothing was taken
+    held: bool = False
 
 
 class _Taken(msgspec.Struct, frozen=True):
     active: bool
     runs: list[Assignment]
     finished: frozenset[int]
+    held: bool
 
 
 def _queue_order(candidate: _Candidate) -> tuple[tuple[float, ...], int]:

@@ -266,6 +266,19 @@ def test_heartbeat_load_shows_as_the_cpu_text(api: httpx.Client) -> None:
     assert row["free_memory"] == 512
 
 
+def test_each_pickjob_stores_the_machine_it_reports(api: httpx.Client) -> None:
+    # the first makes contact the long way (the worker is new), the next within the pick
+    for load, free in (("[10, 20]", 100), ("[55, 5]", 300)):
+        assert pickjob(api, "legacy-1", load=load, free_memory=free) == NOTHING
+        row = worker_row(api, "legacy-1")
+        assert (row["cpu"], row["free_memory"]) == (load.replace(" ", ""), free)
+    # a figure left out keeps the one known
+    bare = api.post("/workers/pickjob", data={"hostname": "legacy-1", "load": "[1]"}, timeout=60)
+    assert bare.text == NOTHING
+    row = worker_row(api, "legacy-1")
+    assert (row["cpu"], row["free_memory"]) == ("[1]", 300)
+
+
 # -- endjob -------------------------------------------------------------------------------
 
 

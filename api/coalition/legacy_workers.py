@@ -113,10 +113,15 @@ async def pick_job(
 
 
 async def _pick_job(core: Core, fields: _Fields, ip: str) -> str:
-    if await core.workers.contact(fields.hostname, ip, _machine(fields)):
-        # a legacy worker runs one job at a time: asking for one means it let go of any other
-        await core.workers.drop_runs(fields.hostname, "the worker asked for another job")
-    picked = await core.picks.pick(fields.hostname, 1, core.config.dispatch.legacy_pick_wait)
+    host, machine, wait = fields.hostname, _machine(fields), core.config.dispatch.legacy_pick_wait
+    # the pick makes contact: one statement for a worker already known that holds nothing
+    picked = await core.picks.pick(host, 1, wait, contact=machine)
+    if picked is None or picked.held:
+        if await core.workers.contact(host, ip, machine):
+            # a legacy worker runs one job at a time: asking for one means it let go of any
+            # other
+            await core.workers.drop_runs(host, "the worker asked for another job")
+        picked = await core.picks.pick(host, 1, wait)
     if picked is None or not picked.runs:
         return NOTHING
     run = picked.runs[0]

@@ -129,8 +129,15 @@ SELECT d.job_id, t.id, t.title, t.state
 -- mark $4 so that its own planner, already woken, skips the echo. Answers whether the
 -- worker is active, the runs as JSON and the events of $3 whose jobs finished; no row for
 -- an unknown worker.
+-- A legacy worker's pick ($8 true) also makes contact: its machine as told ($5 per-core
+-- loads, $6 and $7 free and total memory; a null keeps the figure known). When it still
+-- holds a run it was handed (it asks again only once it let go of it), nothing is taken
+-- or wanted, and the answer says `held`: the caller drops those runs and picks again.
 WITH clock AS MATERIALIZED (
     SELECT corral_clock() AS now
+), holding AS MATERIALIZED (
+    SELECT $8::boolean AND EXISTS (SELECT 1 FROM events e WHERE e.worker = $1
+                                     AND e.state = 'WORKING' AND e.delivered) AS held
 ), ended AS (
     UPDATE events e
        SET state = 'FINISHED', duration = clock.now - e.start, exit_code = 0, reason = ''
@@ -148,14 +155,17 @@ WITH clock AS MATERIALIZED (
        SET delivered = true
       FROM jobs j
      WHERE e.worker = $1 AND e.state = 'WORKING' AND NOT e.delivered
-       AND j.id = e.job_id AND j.current_event = e.id
+       AND j.id = e.job_id AND j.current_event = e.id AND NOT (SELECT held FROM holding)
     RETURNING e.id AS event, j.id AS job, j.title, j.command, j.dir, j.environment,
               j.user_name AS "user", j.progress_pattern, j.timeout,
               j.job_type_revision_id AS revision, j.service_group AS service
 ), asked AS (
     UPDATE workers w
-       SET wanted = CASE WHEN w.active AND NOT EXISTS (SELECT 1 FROM runs) THEN $2 ELSE 0 END,
+       SET wanted = CASE WHEN w.active AND NOT EXISTS (SELECT 1 FROM runs)
+                          AND NOT (SELECT held FROM holding) THEN $2 ELSE 0 END,
            wanted_at = clock.now, ping_time = clock.now,
+           cpu = coalesce($5::real[], w.cpu), free_memory = coalesce($6::bigint, w.free_memory),
+           total_memory = coalesce($7::bigint, w.total_memory),
            finished = w.finished + (SELECT count(*) FROM ended)::integer,
            current_event = CASE WHEN w.current_event IN (SELECT id FROM ended) THEN NULL
                                 ELSE w.current_event END,
@@ -174,6 +184,7 @@ WITH clock AS MATERIALIZED (
 SELECT active,
        (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.event), '[]') FROM runs r) AS runs,
        (SELECT coalesce(array_agg(f.event), '{}') FROM finished f) AS finished,
+       (SELECT held FROM holding) AS held,
        CASE WHEN wanted > 0 THEN pg_notify('corral_dispatch', $4) END
   FROM asked;
 
