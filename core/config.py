@@ -84,6 +84,10 @@ class DispatchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     candidates_per_slot: Positive = 4
     # a worker silent this long is TIMEOUT and its jobs go back to the queue
     worker_timeout: Seconds = 60.0
+    # seconds between a busy native worker's heartbeats, told when it registers: each
+    # carries its runs' new output, so a followed log lags by up to this, and each costs
+    # the server and PostgreSQL about 2 ms of CPU (docs/scaling.md)
+    heartbeat_interval: Seconds = 1.0
     # seconds between the timeout, dead-worker and delayed-retry passes
     timeout_interval: Seconds = 5.0
     dead_worker_interval: Seconds = 10.0

@@ -51,12 +51,21 @@ def joined(chunks: Iterable[LogChunk]) -> list[LogChunk]:
     return out
 
 
-async def append(conn: Conn, job: int, chunks: Sequence[LogChunk]) -> None:
-    """Append `chunks` to the job's log, in their order, in one statement."""
-    if chunks:
-        await conn.execute(
-            Q["append_chunks"], job, [c.stream for c in chunks], [c.data for c in chunks]
-        )
+async def append(
+    conn: Conn, job: int, chunks: Sequence[LogChunk], run: int, progress: float | None
+) -> bool:
+    """Append `chunks` to the job's log, in their order, and record the heartbeat of its
+    `run` that brought them (with its `progress`, when the log told it), in one
+    statement; whether there was anything to append (nothing is recorded otherwise)."""
+    status: str = await conn.execute(
+        Q["append_chunks"],
+        job,
+        [c.stream for c in chunks],
+        [c.data for c in chunks],
+        run,
+        progress,
+    )
+    return status != "INSERT 0 0"
 
 
 class Logs:

@@ -368,7 +368,8 @@ class Runs:
                     tail.decode("utf-8", errors="replace"),
                     b"".join(p.data for p in pieces).decode("utf-8", errors="replace"),
                 )
-            await logs.append(conn, job, pieces)
+            if await logs.append(conn, job, pieces, event, figure):
+                return
         await conn.execute(Q["ping_job"], job, event, figure)
 
 

@@ -446,7 +446,7 @@ def test_a_stream_read_scans_only_the_chunks_of_its_range(api: httpx.Client, sql
         for _ in range(10):
             streams = ["stdout", "stderr"] * 200
             data = [f"{s[3:]}-{i:06d}\n".encode() for i, s in enumerate(streams)]
-            sql.execute(LOGS["append_chunks"], job, streams, data)
+            sql.execute(LOGS["append_chunks"], job, streams, data, None, None)
     sql.execute("ANALYZE job_logs")
     job = jobs[0]
     # 100 bytes from inside a chunk of 11 bytes: 10 chunks overlap

@@ -235,7 +235,7 @@ class WorkerProtocol(Controller):
         d = core.config.dispatch
         return Registered(
             name=data.name,
-            heartbeat_interval=1.0,
+            heartbeat_interval=d.heartbeat_interval,
             pick_wait=d.pick_wait,
             worker_timeout=d.worker_timeout,
         )

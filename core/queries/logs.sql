@@ -19,7 +19,9 @@ RETURNING byte_offset;
 -- name: append_chunks
 -- the chunks of one report, streams $2 and data $3 pairwise, in the order they arrived:
 -- one statement however many there are. The job's row is updated first, so concurrent
--- appends to one job queue on its lock and each starts where the last one ended.
+-- appends to one job queue on its lock and each starts where the last one ended. The
+-- same update is the heartbeat of the run $4 that brought them (as ping_job in runs.sql),
+-- with the progress $5 when the log told it: one write of the job's row, not two.
 WITH piece AS (
     SELECT p.ord, p.stream, p.data, length(p.data)::bigint AS size
       FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS p (stream, data, ord)
@@ -31,7 +33,11 @@ WITH piece AS (
       FROM piece
 ), job AS (
     UPDATE jobs SET log_size = log_size + added.total,
-                    stderr_size = stderr_size + added.stderr
+                    stderr_size = stderr_size + added.stderr,
+                    ping_time = CASE WHEN current_event = $4 THEN corral_epoch()
+                                     ELSE ping_time END,
+                    progress = CASE WHEN current_event = $4 THEN coalesce($5::real, progress)
+                                    ELSE progress END
       FROM added
      WHERE id = $1 AND added.total > 0
     RETURNING log_size - added.total AS start,
