@@ -128,8 +128,7 @@ class HotRoutes:
         )
         call = route.decode(request)
         core: Core = self.app.state.core
-        authorization = _header(scope, b"authorization")
-        if call is None or not await works_as(core, authorization, call.worker):
+        if call is None or not await _allowed(core, _header(scope, b"authorization"), call):
             await self.app(scope, _replaying([body], receive, final=True), send)
             return
         status, media_type = 200, route.media_type
@@ -159,6 +158,15 @@ class HotRoutes:
         }
         await send(whole)
         metrics.http_request(route.method, route.template, status)
+
+
+async def _allowed(core: Core, authorization: str, call: HotCall) -> bool:
+    """Whether the caller may make `call`; not when that cannot be told (the database
+    gone), which the app then answers as it answers any request."""
+    try:
+        return await works_as(core, authorization, call.worker)
+    except Exception:  # the app's route meets it again and answers it in its words
+        return False
 
 
 def _header(scope: HTTPScope, name: bytes) -> str:

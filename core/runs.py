@@ -4,6 +4,7 @@ that end runs on their own (timeouts, lost workers) or release delayed retries.
 Policy comes from the hooks (retry, timeout, lifecycle); every change is one transaction.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
@@ -188,18 +189,10 @@ class Runs:
         self.check(reports)
         metrics.heartbeats.inc()
 
-        async def ping(conn: Conn) -> bool:
-            pinged = await conn.fetchval(
-                Q["ping_worker"], worker, machine.cpu, machine.free_memory, machine.total_memory
-            )
-            return pinged is not None
-
         if not reports:
             return [] if await self._pings.ping(worker, machine) else None
 
-        async def work(conn: Conn) -> list[RunStatus] | None:
-            if not await ping(conn):
-                return None
+        async def work(conn: Conn) -> list[RunStatus]:
             events = [r.event for r in reports]
             states = {r["id"]: r for r in await conn.fetch(Q["run_states"], worker, events)}
             answers: list[RunStatus] = []
@@ -227,7 +220,13 @@ class Runs:
                     answers[i] = msgspec.structs.replace(answers[i], loggers=levels[job])
             return answers
 
-        return await self._db.transact(work)
+        # the worker's own row goes with the idle heartbeats' next batch (one statement for
+        # many workers), beside the transaction of its runs; its runs are found by worker,
+        # so an unknown worker's report changes nothing
+        known, answers = await asyncio.gather(
+            self._pings.ping(worker, machine), self._db.transact(work)
+        )
+        return answers if known else None
 
     async def finish_job(self, worker: str, job: int, exit_code: int) -> FinishResult:
         """The run of `job` on `worker` ended with `exit_code`, for a worker that names the

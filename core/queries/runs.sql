@@ -150,14 +150,6 @@ SELECT 1 FROM workers WHERE name = $1;
 -- name: current_run
 SELECT current_event FROM jobs WHERE id = $1 AND worker = $2 AND state = 'WORKING';
 
--- name: ping_worker
-UPDATE workers
-   SET ping_time = corral_epoch(), cpu = coalesce($2, cpu),
-       free_memory = coalesce($3, free_memory), total_memory = coalesce($4, total_memory),
-       state = CASE WHEN state = 'TIMEOUT' THEN 'WAITING' ELSE state END
- WHERE name = $1
-RETURNING name;
-
 -- name: ping_workers
 -- The idle heartbeats of many workers in one statement ($1: a JSON list of objects with
 -- name, cpu, free_memory and total_memory; a null keeps the figure known). A worker
