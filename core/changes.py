@@ -71,7 +71,14 @@ class ChangeFeed:
 
     async def stop(self) -> None:
         self._stopped = True
-        await self._quiet()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscriber]:
@@ -87,19 +94,15 @@ class ChangeFeed:
         finally:
             self._subscribers.discard(subscriber)
             if not self._subscribers and self._task is not None and self._linger is None:
-                loop = asyncio.get_running_loop()
-                self._linger = loop.call_later(LINGER, lambda: loop.create_task(self._quiet()))
+                self._linger = asyncio.get_running_loop().call_later(LINGER, self._lingered)
 
-    async def _quiet(self) -> None:
-        """Stop listening (until the next subscriber), unless one came meanwhile."""
+    def _lingered(self) -> None:
+        """Stop listening until the next subscriber (the listener closes its connection
+        as it is cancelled)."""
         self._linger = None
-        if self._subscribers and not self._stopped:
-            return
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if not self._subscribers and self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     def subscribers(self) -> int:
         return len(self._subscribers)
