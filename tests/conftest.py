@@ -104,7 +104,10 @@ class ServerThread:
     what `corral serve` serves, or with `hot=False` the Litestar app alone (api/hot.py)."""
 
     def __init__(self, config: Config, database_url: str, *, hot: bool = True) -> None:
-        app = create_server(config, database_url) if hot else create_app(config, database_url)
+        served = create_server(config, database_url) if hot else None
+        # the Litestar app (its state holds the core once started), hot routes or not
+        self.app = served.app if served is not None else create_app(config, database_url)
+        app = served if served is not None else self.app
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )

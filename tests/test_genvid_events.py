@@ -54,7 +54,7 @@ class Served:
 def served(config: Config, database_url: str) -> Iterator[Served]:
     thread = ServerThread(config, database_url)
     with thread as base:
-        app: Litestar = thread.server.config.app
+        app: Litestar = thread.app
         core: Core = app.state.core
         served = Served(base, core)
         yield served
