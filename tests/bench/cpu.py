@@ -2,6 +2,7 @@
 fast this machine is or how busy it was. Seconds of user plus system time, children that
 are still alive included (a server's replicas, PostgreSQL's backends)."""
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -70,3 +71,14 @@ class Window:
         process's."""
         n = max(1, count)
         return [1000 * s / n for s in self.spent], 1000 * self.own / n
+
+
+def add_option(parser: argparse.ArgumentParser, per: str) -> None:
+    """A load generator's `--cpu PID` (repeatable): whose CPU time to report per `per`."""
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        action="append",
+        default=[],
+        help=f"a process whose CPU time (its own and its children's) per {per} to report",
+    )

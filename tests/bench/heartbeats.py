@@ -241,13 +241,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between beats")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument(
-        "--cpu",
-        type=int,
-        action="append",
-        default=[],
-        help="a process whose CPU time (its own and its children's) per heartbeat to report",
-    )
+    cpu.add_option(parser, "heartbeat")
     args = parser.parse_args()
     run = measure(args.url, args.workers, args.connections, args.interval, args.seconds, args.cpu)
     try:

@@ -131,13 +131,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument(
-        "--cpu",
-        type=int,
-        action="append",
-        default=[],
-        help="a process whose CPU time (its own and its children's) per job to report",
-    )
+    cpu.add_option(parser, "job")
     args = parser.parse_args()
     result = uvloop.run(measure(args.url, args.workers, args.seconds, args.warmup, args.cpu))
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
