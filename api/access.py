@@ -198,9 +198,13 @@ async def works_as(core: Core, authorization: str, worker: str) -> bool:
         identity = await _identify(authorization, core)
     except NotAuthorizedException:
         return False
-    if identity is None:
+    if identity is None or identity.role not in _ALLOWED["worker"]:
         return False
-    return identity.role == "admin" or (identity.role == "worker" and identity.name == worker)
+    try:
+        as_worker(identity, worker)
+    except Forbidden:
+        return False
+    return True
 
 
 async def _identify(header: str, core: Core) -> Identity | None:
