@@ -8,6 +8,7 @@ commands only worker/* with msgspec and the standard library's HTTP client. So
 import argparse
 import importlib
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -226,11 +227,22 @@ def _submit(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
         "submit", "submit a command, or a JSON file of a job tree",
         "corral submit --title 'frame 1' --affinity LINUX --wait -- render -f 1 shot.scn\n"
         "corral submit --after 12,13 --env SHOT=010 --tag nuke -- comp.sh\n"
+        "corral submit --title 'shot 020' --frames 1-200 -- render -f {frame} shot020.scn\n"
+        "corral submit --group --title 'shot 030'\n"
         "corral submit --file shot020.json",
         parents=[client],
     )  # fmt: skip
     submit.set_defaults(run="submit_cmd:submit")
     submit.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
+    submit.add_argument(
+        "--group", action="store_true", help="submit a group, with no command, for --parent"
+    )
+    submit.add_argument(
+        "--frames",
+        type=_frames,
+        metavar="RANGE",
+        help="a group of one job per frame, {frame} in the command: 1-200, 1-100x10, 1,5,7",
+    )
     submit.add_argument("--title", default="", help="(default: the command's first words)")
     submit.add_argument("--parent", type=int, default=0, help="the group it goes in (0: a root)")
     submit.add_argument("--dir", default="", help="the directory the command runs in")
@@ -482,6 +494,10 @@ def _id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a job id") from None
 
 
+# one submission's frames are one HTTP request each: beyond this, a tree file is the tool
+_MAX_FRAMES = 10_000
+
+
 def _ids(text: str) -> list[int]:
     return [_id(part) for part in text.replace(" ", ",").split(",") if part]
 
@@ -491,6 +507,31 @@ def _state(text: str) -> str:
     if name not in _STATES:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_STATES)}")
     return name
+
+
+def _frames(text: str) -> list[int]:
+    """The frames of `--frames`: `1-200`, `1-100x10` (every tenth), `1,5,10-12`; in the
+    order written, each once."""
+    numbers: dict[int, None] = {}
+    for part in text.split(","):
+        found = re.fullmatch(r"\s*(-?\d+)(?:\s*-\s*(-?\d+)(?:x(\d+))?)?\s*", part)
+        if found is None:
+            raise argparse.ArgumentTypeError(
+                f"not a frame range: {part!r} (1-200, 1-100x10, 1,5,10-12)"
+            )
+        first = int(found[1])
+        last = int(found[2]) if found[2] is not None else first
+        step = int(found[3]) if found[3] is not None else 1
+        if last < first or step < 1:
+            raise argparse.ArgumentTypeError(
+                f"not a frame range: {part!r} (first-last, last >= first)"
+            )
+        numbers.update(dict.fromkeys(range(first, last + 1, step)))
+    if len(numbers) > _MAX_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"{len(numbers)} frames: at most {_MAX_FRAMES} in one submission"
+        )
+    return list(numbers)
 
 
 def _variable(text: str) -> tuple[str, str]:

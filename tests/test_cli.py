@@ -213,3 +213,48 @@ def test_worker_keeps_edited_rules_across_restart(processes: Processes) -> None:
     third = processes.worker(server.url, "node-r", affinity="LINUX;GPU")
     until(lambda: "registered as node-r" in third.output())
     assert rules() == ["LINUX\nGPU"]
+
+
+def test_frames_and_groups(processes: Processes) -> None:
+    server = processes.serve(["--data-dir", str(processes.logs / "data")])
+    server.wait_ready()
+    processes.worker(server.url, "node-f", affinity="LINUX")
+    url = server.url
+
+    group = corral(url, "submit", "--group", "--title", "shot 030")
+    assert group.returncode == 0, group.stderr
+    shot = group.stdout.strip()
+    # the last frame fails (one slot: they run in order), so the group ends in error and
+    # --wait says how many finished
+    frames = corral(
+        url, "submit", "--wait", "--parent", shot, "--title", "plates", "--frames", "1-3",
+        "--affinity", "LINUX", "--progress-pattern", r"(\d+)%",
+        "--", "echo 50%; echo {frame}; test {frame} -ne 3",
+    )  # fmt: skip
+    assert frames.returncode == 1, frames.stderr
+    plates = frames.stdout.splitlines()[0]
+    assert frames.stdout.splitlines()[-1] == f"job {plates} ERROR: 2/3 finished, 1 failed"
+    listed = corral(url, "jobs", "--parent", plates, "--output", "title,state,affinity,command")
+    assert listed.stdout.splitlines() == [
+        f"frame {n}\t{state}\tLINUX\techo 50%; echo {n}; test {n} -ne 3"
+        for n, state in ((1, "FINISHED"), (2, "FINISHED"), (3, "ERROR"))
+    ]
+    first = corral(url, "jobs", "--parent", plates, "--output", "id", "--limit", "1")
+    assert corral(url, "log", first.stdout.strip()).stdout == "50%\n1\n"
+    # the frames' group sits in the group given, and carries no command of its own
+    assert corral(url, "jobs", "--parent", shot, "--output", "id,title,command").stdout == (
+        f"{plates}\tplates\t\n"
+    )
+    asked = corral(url, "reset", shot)
+    assert f"Reset 1 job ({shot}), a group of 3 jobs?" in asked.stderr
+
+    for wrong in (["--frames", "3-1"], ["--frames", "1-x"], ["--frames", "1-100001"]):
+        refused = corral(url, "submit", *wrong, "--", "echo {frame}")
+        assert refused.returncode == 2
+        assert "argument --frames" in refused.stderr
+    no_frame = corral(url, "submit", "--frames", "1-3", "--", "echo")
+    assert no_frame.returncode == 2
+    assert no_frame.stderr == "corral: --frames needs {frame} in the command: render -f {frame}\n"
+    assert corral(url, "submit", "--group", "--", "echo").returncode == 2
+    # nothing was submitted by the refusals
+    assert corral(url, "jobs", "--output", "id").stdout == f"{shot}\n"

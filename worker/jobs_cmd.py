@@ -169,10 +169,10 @@ def act(args: argparse.Namespace) -> int:
         groups = [job for job in targets.values() if not job.command]
         below = sum(job.total for job in groups)
         what = _count(len(targets), "job") + f" ({_some(list(targets))})"
-        if groups:
-            what += (
-                f", with {_count(below, 'job')} below the {_count(len(groups), 'group')} among them"
-            )
+        if len(groups) == 1 and len(targets) == 1:
+            what += f", a group of {_count(below, 'job')}"
+        elif groups:
+            what += f", {_count(len(groups), 'group')} of {_count(below, 'job')} in all among them"
         suffix = f" to group {args.to}" if args.action == "move" else ""
         suffix += f" to {args.value}" if args.action == "priority" else ""
         if _filtered(args) or groups or args.action == "delete":

@@ -22,6 +22,8 @@ _TITLE_WORDS = 40
 _ENDED = ("FINISHED", "ERROR")
 # seconds between two readings of why a waiting job waits
 _WHY_EVERY = 5.0
+# what `--frames` replaces in the command with each frame's number
+FRAME = "{frame}"
 
 
 class JobNode(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,37 +52,79 @@ class JobNode(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 def submit(args: argparse.Namespace) -> int:
     # the command is what follows the `--` separator
     cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    token = args.token or os.environ.get("CORRAL_TOKEN", "")
     if args.file is not None:
         if cmd:
             raise CommandError("give a command or --file, not both", status=2)
         root = load_tree(args.file)
+    elif args.group:
+        if cmd:
+            raise CommandError("a --group has no command: submit its jobs with --parent", status=2)
+        root = _job(args, command="", title=args.title or "group")
     elif cmd:
         command = command_line(cmd)
-        root = JobNode(
-            title=args.title or short_title(command),
-            command=command,
-            dir=args.dir,
-            environment=dict(args.env) or "",
-            priority=args.priority,
-            retry=args.retry,
-            timeout=args.timeout,
-            affinity=args.affinity,
-            progress_pattern=args.progress_pattern,
-            tags=args.tag,
-            paused=args.paused,
-            dependencies=sorted({job for ids in args.after for job in ids}),
-            # a user token submits as its own name, which the server fills in
-            user=args.user if args.user is not None else ("" if token else login_name()),
-        )
+        title = args.title or short_title(command)
+        if args.frames is None:
+            root = _job(args, command=command, title=title)
+        else:
+            root = _frames(args, command, title)
     else:
-        raise CommandError("nothing to submit: give a command after -- or --file", status=2)
+        raise CommandError(
+            "nothing to submit: give a command after --, --group or --file", status=2
+        )
     with Client(args.server, args.token) as client:
         job_id = submit_tree(client, root, args.parent)
         print(job_id, flush=True)
         if args.wait:
             return wait(client, job_id)
     return 0
+
+
+def _job(args: argparse.Namespace, *, command: str, title: str) -> JobNode:
+    """The job the command line describes."""
+    token = args.token or os.environ.get("CORRAL_TOKEN", "")
+    return JobNode(
+        title=title,
+        command=command,
+        dir=args.dir,
+        environment=dict(args.env) or "",
+        priority=args.priority,
+        retry=args.retry,
+        timeout=args.timeout,
+        affinity=args.affinity,
+        progress_pattern=args.progress_pattern,
+        tags=args.tag,
+        paused=args.paused,
+        dependencies=sorted({job for ids in args.after for job in ids}),
+        # a user token submits as its own name, which the server fills in
+        user=args.user if args.user is not None else ("" if token else login_name()),
+    )
+
+
+def _frames(args: argparse.Namespace, command: str, title: str) -> JobNode:
+    """A group titled `title` holding one job per frame of `--frames`, each running the
+    command with `{frame}` replaced by its number. The group carries what concerns the
+    whole (its place, its user, `--after`, `--paused`); each frame carries how it runs."""
+    if FRAME not in command:
+        raise CommandError(f"--frames needs {FRAME} in the command: render -f {FRAME}", status=2)
+    frame = _job(args, command="", title="")
+    group = JobNode(
+        title=title,
+        priority=frame.priority,
+        user=frame.user,
+        paused=frame.paused,
+        dependencies=frame.dependencies,
+    )
+    group.children = [
+        msgspec.structs.replace(
+            frame,
+            title=f"frame {number}",
+            command=command.replace(FRAME, str(number)),
+            paused=False,
+            dependencies=[],
+        )
+        for number in args.frames
+    ]
+    return group
 
 
 def command_line(words: list[str]) -> str:
