@@ -237,12 +237,15 @@ export function JobsView({ where, me, tick, searchRef, keys, setError }) {
   // the `after` of each page before this one, for "previous"
   const back = useRef([]);
 
+  // a link written by hand (`?quick=failed`) filters as the button does; what the URL
+  // says itself wins
+  const quick = QUICK[where.quick] && me ? QUICK[where.quick](me) : {};
   const filter = {
     parent,
     after,
     limit: PAGE,
-    state: where.state,
-    user: where.user,
+    state: where.state ?? quick.state,
+    user: where.user ?? quick.user,
     title: where.title,
     sort: where.sort,
   };

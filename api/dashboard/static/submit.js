@@ -25,6 +25,7 @@ export function Submit({ parent, me, setError, done }) {
     last: 1,
     priority: 1000,
     affinity: "",
+    pattern: "",
     after: "",
     final: "",
   });
@@ -49,6 +50,7 @@ export function Submit({ parent, me, setError, done }) {
           parent,
           title: form.title,
           command: form.command,
+          progress_pattern: form.pattern,
           dependencies,
         });
       } else {
@@ -64,6 +66,7 @@ export function Submit({ parent, me, setError, done }) {
           jobs.push({
             title: `${form.title} frame ${f}`,
             command: form.command.replaceAll("{frame}", String(f)),
+            progress_pattern: form.pattern,
             user: common.user,
           });
         }
@@ -98,6 +101,9 @@ export function Submit({ parent, me, setError, done }) {
         aria-label="last frame" value=${form.last} onInput=${field("last")} /></span></label>
     <label>Priority <input name="priority" type="number" value=${form.priority} onInput=${field("priority")} /></label>
     <label>Affinity <input name="affinity" value=${form.affinity} onInput=${field("affinity")} /></label>
+    <label title="a regular expression whose first group is the percentage the output tells"
+      >Progress pattern <input name="pattern" placeholder="(\d+)%" value=${form.pattern}
+        onInput=${field("pattern")} /></label>
     <label title="job ids: this job (or the group of frames) starts once they have finished"
       >After jobs <input name="after" size="12" placeholder="12, 15" value=${form.after}
         onInput=${field("after")} /></label>
