@@ -526,11 +526,11 @@ def _frames(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(
                 f"not a frame range: {part!r} (first-last, last >= first)"
             )
-        numbers.update(dict.fromkeys(range(first, last + 1, step)))
-    if len(numbers) > _MAX_FRAMES:
-        raise argparse.ArgumentTypeError(
-            f"{len(numbers)} frames: at most {_MAX_FRAMES} in one submission"
-        )
+        frames = range(first, last + 1, step)
+        # counted before they are made: a typo such as 1-10000000 is refused at once
+        if len(numbers) + len(frames) > _MAX_FRAMES:
+            raise argparse.ArgumentTypeError(f"more than {_MAX_FRAMES} frames in one submission")
+        numbers.update(dict.fromkeys(frames))
     return list(numbers)
 
 
