@@ -233,11 +233,13 @@ def _submit(command: _CommandMaker, client: argparse.ArgumentParser) -> None:
         parents=[client],
     )  # fmt: skip
     submit.set_defaults(run="submit_cmd:submit")
-    submit.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
-    submit.add_argument(
+    # what is submitted: one of these, else the command alone
+    what = submit.add_mutually_exclusive_group()
+    what.add_argument("--file", type=Path, help="a JSON job tree (see docs/user-guide.md)")
+    what.add_argument(
         "--group", action="store_true", help="submit a group, with no command, for --parent"
     )
-    submit.add_argument(
+    what.add_argument(
         "--frames",
         type=_frames,
         metavar="RANGE",
@@ -494,10 +496,6 @@ def _id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a job id") from None
 
 
-# one submission's frames are one HTTP request each: beyond this, a tree file is the tool
-_MAX_FRAMES = 10_000
-
-
 def _ids(text: str) -> list[int]:
     return [_id(part) for part in text.replace(" ", ",").split(",") if part]
 
@@ -507,6 +505,10 @@ def _state(text: str) -> str:
     if name not in _STATES:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_STATES)}")
     return name
+
+
+# one submission's frames are one HTTP request each: beyond this, a tree file is the tool
+_MAX_FRAMES = 10_000
 
 
 def _frames(text: str) -> list[int]:

@@ -15,9 +15,11 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from litestar import Litestar
 from pgserver.postgres_server import PostgresServer, get_server
 
 from api.app import create_app, create_server
+from api.hot import HotRoutes
 from core import migrate
 from core.config import Config, ServerConfig
 
@@ -104,10 +106,13 @@ class ServerThread:
     what `corral serve` serves, or with `hot=False` the Litestar app alone (api/hot.py)."""
 
     def __init__(self, config: Config, database_url: str, *, hot: bool = True) -> None:
-        served = create_server(config, database_url) if hot else None
         # the Litestar app (its state holds the core once started), hot routes or not
-        self.app = served.app if served is not None else create_app(config, database_url)
-        app = served if served is not None else self.app
+        app: HotRoutes | Litestar
+        if hot:
+            app = create_server(config, database_url)
+            self.app = app.app
+        else:
+            app = self.app = create_app(config, database_url)
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )

@@ -256,5 +256,8 @@ def test_frames_and_groups(processes: Processes) -> None:
     assert no_frame.returncode == 2
     assert no_frame.stderr == "corral: --frames needs {frame} in the command: render -f {frame}\n"
     assert corral(url, "submit", "--group", "--", "echo").returncode == 2
+    both = corral(url, "submit", "--group", "--frames", "1-3", "--", "echo {frame}")
+    assert both.returncode == 2
+    assert "not allowed with argument --group" in both.stderr
     # nothing was submitted by the refusals
     assert corral(url, "jobs", "--output", "id").stdout == f"{shot}\n"
